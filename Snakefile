@@ -1,0 +1,35 @@
+# uvhmr: the whole DAG (DESIGN.md §2). Rules only declare files, parameters and resources and call
+# one `uvhmr` subcommand each; all logic lives in the package (src/uvhmr). dvc.yaml runs the very
+# same commands (tests/test_workflow.py checks it).
+#
+#   snakemake --cores 2                          # default profile (params.yaml `profile:`)
+#   snakemake --cores 2 --config profile=smoke   # a few minutes: what the tests run
+#   snakemake --profile workflow/profiles/slurm  # on a Slurm cluster
+from uvhmr.workflow import SPLITS, evaluate_inputs, evaluate_targets, flags, snakemake_setup
+
+# Validates params.yaml (one line and exit 2 on a bad key) and writes each rule's resolved
+# parameters to results/<profile>/params/ (only those that changed).
+W = snakemake_setup(config)
+P = W.params
+L = W.lay
+ENV = "../envs/uvhmr.yaml"   # relative to workflow/rules/; for --lint and --sdm conda only
+
+
+wildcard_constraints:
+    split="|".join(SPLITS),
+    dmp="|".join(P.variants.train_dmp),
+    ik="|".join(P.variants.train_ik),
+    uvi="|".join(P.variants.train_uvi),
+    target="|".join(evaluate_targets(P)),
+
+
+include: "workflow/rules/body.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        L.reports,

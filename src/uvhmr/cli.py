@@ -1,0 +1,177 @@
+"""`uvhmr`: one subcommand per DAG rule (what Snakefile and dvc.yaml call), plus `predict`.
+
+Every rule subcommand takes `--params`, the rule's resolved parameter JSON (written by
+`uvhmr resolve-params` / the Snakefile from params.yaml), explicit input and output paths, and
+`--log`, a file that receives everything the command prints.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from uvhmr.config import ConfigError, load_params, load_rule_params
+
+log = logging.getLogger("uvhmr")
+
+
+class NotImplementedYet(RuntimeError):
+    pass
+
+
+def _setup_logging(log_file: str | None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, mode="w"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
+                        handlers=handlers, force=True)
+
+
+def _threads_and_seed(rp) -> None:
+    """torch's thread count follows the rule's declared threads, so a result does not depend
+    on the machine (or the Slurm node) a rule runs on."""
+    import torch
+    n = rp.resources.threads
+    torch.set_num_threads(n)
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    torch.manual_seed(rp.run.seed)
+    if rp.run.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+# ----------------------------------------------------------------------------- rule commands
+
+def cmd_resolve_params(a) -> None:
+    from uvhmr.workflow import resolve
+    params = load_params(a.params_yaml, profile=a.profile)
+    written = resolve(params, Path(a.root))
+    log.info("profile %s: %d parameter file(s) changed", params.profile, len(written))
+
+
+def cmd_body_model(a) -> None:
+    rp = load_rule_params(a.params)
+    _threads_and_seed(rp)
+    bm = rp.body_model
+    out = Path(a.out)
+    if bm.backend == "anny":
+        from uvhmr.body.anny import export_anny
+        export_anny(bm.anny_rig, bm.anny_topology, (bm.adult_age_min, bm.adult_age_max), out,
+                    Path(a.cache_dir), log=log.info)
+    else:
+        from uvhmr.body.smpl import export_smpl
+        export_smpl(bm, out, log=log.info)
+
+
+def _not_yet(issue: int, what: str):
+    def run(a) -> None:
+        raise NotImplementedYet(f"{what} is not implemented yet (issue #{issue}); the DAG stops here")
+    return run
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--params", required=True, help="the rule's resolved parameter JSON (results/<profile>/params/...)")
+    p.add_argument("--log", help="also write everything this command prints to this file")
+
+
+RULE_COMMANDS = [
+    # name, help, issue (None: implemented), [(flag, help)]
+    ("uv-assets", "UV layout, texel lookups at 64/128, A_uv (14/24 parts) and the UV flip map", 3,
+     [("--body", "body-model export"), ("--out", "output folder")]),
+    ("mocap", "pose + shape + joints for GIK-Net, with the paper's augmentation switches", 4,
+     [("--body", "body-model export"), ("--out", "output folder")]),
+    ("dataset", "render (or adapt) one split with every dense ground-truth map", 5,
+     [("--body", "body-model export"), ("--uv", "uv_assets folder"), ("--mocap", "mocap folder"),
+      ("--split", "dmp_train | stage2_train | test"), ("--out", "output folder")]),
+    ("train-dmp", "train the dense map prediction module (one variant)", 6,
+     [("--data", "dmp_train split"), ("--uv", "uv_assets folder"), ("--body", "body-model export"), ("--out", "model file")]),
+    ("train-hmr", "train the HMR-style direct regression baseline", 6,
+     [("--data", "dmp_train split"), ("--body", "body-model export"), ("--out", "model file")]),
+    ("dmp-cache", "run a DMP variant on stage2_train and test; warp its maps to UV; J_initial", 6,
+     [("--model", "DMP model"), ("--train-data", "stage2_train split"), ("--test-data", "test split"),
+      ("--uv", "uv_assets folder"), ("--out", "cache folder")]),
+    ("train-ik", "train JointRefineNet + GIK-Net (one variant, every seed)", 7,
+     [("--mocap", "mocap folder"), ("--dmp-cache", "DMP cache"), ("--body", "body-model export"),
+      ("--uv", "uv_assets folder"), ("--out", "model folder")]),
+    ("ik-cache", "J_refine, the posed mesh's UV_l and UV_j on stage2_train and test", 7,
+     [("--model", "IK model folder"), ("--dmp-cache", "DMP cache"), ("--body", "body-model export"),
+      ("--uv", "uv_assets folder"), ("--out", "cache folder")]),
+    ("train-uvi", "train the UV inpainting module (one variant, every seed)", 8,
+     [("--dmp-cache", "DMP cache"), ("--ik-cache", "IK cache"), ("--data", "stage2_train split"),
+      ("--uv", "uv_assets folder"), ("--body", "body-model export"), ("--out", "model folder")]),
+    ("evaluate", "score one variant, baseline, floor or oracle row on the test split", 9,
+     [("--target", "what to score"), ("--data", "test split"), ("--uv", "uv_assets folder"),
+      ("--body", "body-model export"), ("--model", "model file or folder"), ("--dmp-cache", "DMP cache"),
+      ("--ik-cache", "IK cache"), ("--mocap", "mocap folder"), ("--out", "metrics JSON")]),
+    ("report", "ablation tables, DVC metrics and plots, figures", 9,
+     [("--metrics", "folder of metrics JSONs"), ("--out", "reports folder")]),
+    ("predict", "mesh (.obj), joints (.json) and an overlay (.png) for your own images", 11, []),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="uvhmr",
+        description="Reimplementation of 'The Best of Both Worlds' (DMP -> IK -> UVI) as a reproducible "
+                    "Snakemake/DVC workflow. Each subcommand is one rule of the DAG; run the DAG with "
+                    "`snakemake --cores 2` or `dvc repro` rather than by hand.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("resolve-params", help="validate params.yaml and write each rule's resolved parameters",
+                       description="Validate params.yaml and write results/<profile>/params/*.json, rewriting only "
+                                   "files whose content changes (so only the affected rules rerun).")
+    r.add_argument("--params-yaml", default="params.yaml")
+    r.add_argument("--profile", choices=("smoke", "default", "paper"), help="overrides params.yaml's `profile`")
+    r.add_argument("--root", default=".", help="repository root to write under")
+    r.add_argument("--log")
+    r.set_defaults(fn=cmd_resolve_params)
+
+    b = sub.add_parser("body-model", help="build the body model once and export its compact data + assets",
+                       description="Anny: build once (about 70 s, 2 GB RAM), export model data and assets (mesh, "
+                                   "per-corner UVs, mirror maps, LSP-14 and 24-joint sets) and delete anny's "
+                                   "0.8 GB build cache. SMPL: read your SMPL files and UV OBJ.")
+    _add_common(b)
+    b.add_argument("--out", required=True, help="export folder (resources/body/<backend>)")
+    b.add_argument("--cache-dir", default="resources/body/.anny-cache", help="anny's temporary build cache")
+    b.set_defaults(fn=cmd_body_model)
+
+    for name, text, issue, args in RULE_COMMANDS:
+        c = sub.add_parser(name, help=text + (f" [issue #{issue}: not implemented yet]" if issue else ""),
+                           description=text)
+        if name == "predict":
+            c.add_argument("images", nargs="*", help="image files")
+            c.add_argument("--out", default="out", help="output folder")
+        else:
+            _add_common(c)
+            for flag, h in args:
+                c.add_argument(flag, help=h)
+        c.set_defaults(fn=_not_yet(issue, f"`uvhmr {name}`"))
+    return p
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
+    _setup_logging(getattr(a, "log", None))
+    t0 = time.time()
+    try:
+        a.fn(a)
+    except ConfigError as e:
+        log.error("%s", e)
+        return 2
+    except NotImplementedYet as e:
+        log.error("%s", e)
+        return 3
+    except FileNotFoundError as e:
+        log.error("%s", e)
+        return 2
+    log.info("%s done in %.1f s", a.command, time.time() - t0)
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())

@@ -1,0 +1,404 @@
+"""params.yaml: loaded once, validated into typed, frozen objects.
+
+Layout of params.yaml::
+
+    profile: default            # smoke | default | paper: which block overrides `base`
+    body_model: {...}           # shared by every profile (built once into resources/body/)
+    variants: {...}             # the paper's ablation variants per training rule (fixed names)
+    base: {...}                 # one section per DAG rule
+    profiles: {smoke: {...}, default: {...}, paper: {...}}   # overrides of `base`
+
+Every problem becomes one `ConfigError` whose message names the file and the dotted key, e.g.
+``params.yaml: train_dmp.lr: expected a positive number, got "fast"``.  No function elsewhere reads
+params.yaml: the workflow resolves one JSON per rule (and variant) and each CLI subcommand loads
+only that file (`load_rule_params`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+PROFILES = ("smoke", "default", "paper")
+
+
+class ConfigError(ValueError):
+    """A parameter problem, worded as one line: `<file>: <key>: <what was expected>`."""
+
+
+# --------------------------------------------------------------------------------------------
+# Field helpers: constraints live in dataclass field metadata and are checked by `_build`.
+
+def num(default, *, lo=None, hi=None, positive=False, doc=""):
+    return field(default=default, metadata=dict(lo=lo, hi=hi, positive=positive, doc=doc))
+
+
+def path(default=None, *, kind="file", doc=""):
+    """An optional filesystem path that must exist (a `kind`: file or dir) when it is set."""
+    return field(default=default, metadata=dict(exists=kind, doc=doc))
+
+
+def sub(cls):
+    return field(default_factory=cls)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What the workflow asks a scheduler for; torch uses exactly `threads` threads."""
+    threads: int = num(1, lo=1)
+    mem_mb: int = num(2000, lo=100)
+    runtime: int = num(30, lo=1, doc="minutes")
+    gpus: int = num(0, lo=0, doc="GPUs requested on the Slurm profile")
+
+
+# ---------------------------------------------------------------- shared by every profile
+
+@dataclass(frozen=True)
+class BodyModelParams:
+    backend: Literal["anny", "smpl"] = "anny"
+    anny_rig: str = "anny-nohands-notoes-noeyes"
+    anny_topology: str = "anny-noeyes-notongue"
+    adult_age_min: float = num(18.0, lo=0.0, hi=90.0, doc="years; shape sampler's age range")
+    adult_age_max: float = num(70.0, lo=0.0, hi=90.0)
+    smpl_dir: Optional[str] = path(kind="dir", doc="folder holding SMPL_{NEUTRAL,MALE,FEMALE}.pkl")
+    smpl_gender: Literal["neutral", "male", "female"] = "neutral"
+    smpl_uv_obj: Optional[str] = path(kind="file", doc="OBJ with SMPL's topology and UVs")
+    smpl_head_top_vertex: int = num(411, lo=0)
+    smpl_num_betas: int = num(10, lo=1, hi=300)
+    resources: Resources = field(default_factory=lambda: Resources(threads=2, mem_mb=4000, runtime=15))
+
+
+@dataclass(frozen=True)
+class Variants:
+    """The paper's Table 4 variants: name -> overrides of that rule's section."""
+    train_dmp: dict[str, dict] = field(default_factory=dict)
+    train_ik: dict[str, dict] = field(default_factory=dict)
+    train_uvi: dict[str, dict] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- per-profile rule sections
+
+@dataclass(frozen=True)
+class RunParams:
+    seed: int = num(0, lo=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    deterministic: bool = True
+
+
+@dataclass(frozen=True)
+class UvAssetsParams:
+    resolutions: list[int] = field(default_factory=lambda: [64, 128])
+    resources: Resources = sub(Resources)
+
+
+@dataclass(frozen=True)
+class MocapParams:
+    source: Literal["prior", "amass", "aistpp", "spin_fits"] = "prior"
+    files: Optional[str] = path(kind="dir", doc="licensed mocap folder (SMPL backend only)")
+    n_train: int = num(10000, lo=1)
+    n_val: int = num(1000, lo=1)
+    shard_size: int = num(10000, lo=1)
+    resources: Resources = sub(Resources)
+
+
+@dataclass(frozen=True)
+class DatasetParams:
+    source: Literal["synthetic", "spin_npz"] = "synthetic"
+    files: Optional[str] = path(kind="dir", doc="licensed dataset folder (SMPL backend only)")
+    image_size: int = num(96, lo=16, hi=1024)
+    n_dmp_train: int = num(4000, lo=1)
+    n_stage2_train: int = num(2000, lo=1)
+    n_test: int = num(500, lo=1)
+    shard_size: int = num(1000, lo=1)
+    resources: Resources = sub(Resources)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Shared by the training rules; each variant overrides a few fields."""
+    backbone: Literal["resnet18", "resnet34", "resnet50"] = "resnet18"
+    pretrained: Optional[str] = path(kind="file", doc="local ImageNet weights; none by default")
+    epochs: int = num(10, lo=1)
+    batch_size: int = num(32, lo=1)
+    lr: float = num(2.5e-4, positive=True)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    resources: Resources = sub(Resources)
+
+
+@dataclass(frozen=True)
+class DmpTrainParams(TrainParams):
+    joints: Literal[14, 24] = 14
+    synthetic_occlusion: bool = True
+
+
+@dataclass(frozen=True)
+class IkTrainParams(TrainParams):
+    gaussian_noise: bool = True
+    random_zero: float = num(0.3, lo=0.0, hi=1.0, doc="fraction of joints zeroed")
+
+
+@dataclass(frozen=True)
+class UviTrainParams(TrainParams):
+    use_ik: bool = True
+    use_dmp: bool = True
+    dismag_weight: float = num(1.0, lo=0.0)
+
+
+@dataclass(frozen=True)
+class StageParams:
+    """A rule with no parameters of its own beyond its resources (caches, evaluate, report)."""
+    batch_size: int = num(64, lo=1)
+    resources: Resources = sub(Resources)
+
+
+@dataclass(frozen=True)
+class RuleSections:
+    run: RunParams = sub(RunParams)
+    uv_assets: UvAssetsParams = sub(UvAssetsParams)
+    mocap: MocapParams = sub(MocapParams)
+    dataset: DatasetParams = sub(DatasetParams)
+    train_dmp: DmpTrainParams = sub(DmpTrainParams)
+    train_hmr: TrainParams = sub(TrainParams)
+    dmp_cache: StageParams = sub(StageParams)
+    train_ik: IkTrainParams = sub(IkTrainParams)
+    ik_cache: StageParams = sub(StageParams)
+    train_uvi: UviTrainParams = sub(UviTrainParams)
+    evaluate: StageParams = sub(StageParams)
+    report: StageParams = sub(StageParams)
+
+
+@dataclass(frozen=True)
+class Params:
+    profile: str
+    body_model: BodyModelParams
+    variants: Variants
+    rules: RuleSections            # `base` with the profile's block applied
+    source: str = "params.yaml"
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+
+
+def _show(value) -> str:
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def _fail(src: str, key: str, msg: str):
+    raise ConfigError(f"{src}: {key}: {msg}")
+
+
+def _check_scalar(tp, value, key, src, meta):
+    if tp is bool:
+        if not isinstance(value, bool):
+            _fail(src, key, f"expected true or false, got {_show(value)}")
+        return value
+    if tp in (int, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if tp is int and ok and float(value) != int(value):
+            ok = False
+        lo, hi, pos = meta.get("lo"), meta.get("hi"), meta.get("positive")
+        what = "an integer" if tp is int else "a number"
+        if pos:
+            what = f"a positive {'integer' if tp is int else 'number'}"
+        elif lo is not None and hi is not None:
+            what += f" in [{lo}, {hi}]"
+        elif lo is not None:
+            what += f" >= {lo}"
+        if not ok or (pos and value <= 0) or (lo is not None and value < lo) or (hi is not None and value > hi):
+            _fail(src, key, f"expected {what}, got {_show(value)}")
+        return tp(value)
+    if tp is str:
+        if not isinstance(value, str):
+            _fail(src, key, f"expected a string, got {_show(value)}")
+        kind = meta.get("exists")
+        if kind:
+            p = Path(value).expanduser()
+            if kind == "dir" and not p.is_dir():
+                _fail(src, key, f"expected an existing directory, got {_show(value)} (no such directory)")
+            if kind == "file" and not p.is_file():
+                _fail(src, key, f"expected an existing file, got {_show(value)} (no such file)")
+        return value
+    if tp is Any:
+        return value
+    if tp is dict:
+        if not isinstance(value, dict):
+            _fail(src, key, f"expected a mapping, got {_show(value)}")
+        return value
+    raise TypeError(f"unsupported parameter type {tp!r} at {key}")
+
+
+def _build(tp, value, key: str, src: str, meta=None):
+    meta = meta or {}
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            _fail(src, key, f"expected a mapping of {tp.__name__} keys, got {_show(value)}")
+        fields = {f.name: f for f in dataclasses.fields(tp)}
+        for k in value:
+            if k not in fields:
+                _fail(src, f"{key}.{k}" if key else str(k),
+                      f"unknown key (known keys: {', '.join(fields)})")
+        kwargs = {}
+        for name, f in fields.items():
+            if name in value:
+                hint = typing.get_type_hints(tp)[name]
+                kwargs[name] = _build(hint, value[name], f"{key}.{name}" if key else name, src, dict(f.metadata))
+        return tp(**kwargs)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            _fail(src, key, f"expected one of {', '.join(map(str, choices))}, got {_show(value)}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _build(args[0], value, key, src, meta)
+    if origin is list:
+        if not isinstance(value, list):
+            _fail(src, key, f"expected a list, got {_show(value)}")
+        (item,) = typing.get_args(tp)
+        return [_build(item, v, f"{key}[{i}]", src, meta) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            _fail(src, key, f"expected a mapping, got {_show(value)}")
+        _, item = typing.get_args(tp)
+        return {str(k): _build(item, v, f"{key}.{k}", src) for k, v in value.items()}
+    return _check_scalar(tp, value, key, src, meta)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """Deep-merge `over` into a copy of `base` (mappings merge, everything else replaces)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def to_dict(obj) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+TOP_KEYS = ("profile", "body_model", "variants", "base", "profiles")
+VARIANT_RULES = ("train_dmp", "train_ik", "train_uvi")
+
+
+def parse_params(raw: Any, profile: Optional[str] = None, source: str = "params.yaml") -> Params:
+    """Validate a parsed params.yaml mapping; `profile` (e.g. from --config) beats the file's."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {_show(raw)}")
+    for k in raw:
+        if k not in TOP_KEYS:
+            _fail(source, str(k), f"unknown key (known keys: {', '.join(TOP_KEYS)})")
+    prof = profile if profile is not None else raw.get("profile", "default")
+    if prof not in PROFILES:
+        _fail(source, "profile", f"expected one of {', '.join(PROFILES)}, got {_show(prof)}")
+    blocks = raw.get("profiles") or {}
+    if not isinstance(blocks, dict):
+        _fail(source, "profiles", f"expected a mapping of profile blocks, got {_show(blocks)}")
+    for k in blocks:
+        if k not in PROFILES:
+            _fail(source, f"profiles.{k}", f"unknown profile (known profiles: {', '.join(PROFILES)})")
+    base = raw.get("base") or {}
+    block = blocks.get(prof) or {}
+    # Validate the base and every block on its own first, so an error names where it was written.
+    _build(RuleSections, base, "base", source)
+    for name, b in blocks.items():
+        _build(RuleSections, b or {}, f"profiles.{name}", source)
+    rules = _build(RuleSections, _merge(base, block), "", source)
+    body = _build(BodyModelParams, raw.get("body_model") or {}, "body_model", source)
+    if body.adult_age_min > body.adult_age_max:
+        _fail(source, "body_model.adult_age_min", f"expected at most adult_age_max ({body.adult_age_max}), got {body.adult_age_min}")
+    if body.backend == "smpl":
+        from uvhmr.body.smpl import check_smpl_files  # lazy: only the SMPL path needs it
+        check_smpl_files(body, source)
+    variants = _build(Variants, raw.get("variants") or {}, "variants", source)
+    for rule in VARIANT_RULES:
+        section = type(getattr(rules, rule))
+        for name, over in getattr(variants, rule).items():
+            _build(section, _merge(to_dict(getattr(rules, rule)), over), f"variants.{rule}.{name}", source)
+    return Params(profile=prof, body_model=body, variants=variants, rules=rules, source=source)
+
+
+def load_params(path: str | Path = "params.yaml", profile: Optional[str] = None) -> Params:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such file (the workflow's parameters; copy it from the repository)")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "?"
+        raise ConfigError(f"{p}: {where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    return parse_params(raw, profile, source=str(p))
+
+
+# --------------------------------------------------------------------------------------------
+# Per-rule resolved parameters: what one rule (and variant) sees, nothing more.
+
+@dataclass(frozen=True)
+class RuleParams:
+    """The resolved parameters of one rule run: `section` is that rule's typed section."""
+    profile: str
+    rule: str
+    variant: Optional[str]
+    run: RunParams
+    body_model: BodyModelParams
+    section: Any
+
+    @property
+    def resources(self) -> Resources:
+        return self.section.resources
+
+
+def rule_params(params: Params, rule: str, variant: Optional[str] = None) -> RuleParams:
+    if rule == "body_model":
+        section = params.body_model
+    else:
+        section = getattr(params.rules, rule)
+        if variant is not None:
+            over = getattr(params.variants, rule)[variant]
+            section = _build(type(section), _merge(to_dict(section), over), f"variants.{rule}.{variant}", params.source)
+    return RuleParams(params.profile, rule, variant, params.rules.run, params.body_model, section)
+
+
+def rule_params_dict(rp: RuleParams) -> dict:
+    return {"profile": rp.profile, "rule": rp.rule, "variant": rp.variant, "run": to_dict(rp.run),
+            "body_model": to_dict(rp.body_model), "section": to_dict(rp.section)}
+
+
+SECTION_TYPES = {f.name: typing.get_type_hints(RuleSections)[f.name] for f in dataclasses.fields(RuleSections)}
+SECTION_TYPES["body_model"] = BodyModelParams
+
+
+def load_rule_params(path: str | Path) -> RuleParams:
+    """Load one resolved per-rule JSON (written by `uvhmr resolve-params`), validating it again."""
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such file (run the workflow, which resolves params.yaml into it)") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    src = str(p)
+    if not isinstance(d, dict) or d.get("rule") not in SECTION_TYPES:
+        raise ConfigError(f"{src}: rule: expected one of {', '.join(SECTION_TYPES)}, got {_show(d.get('rule') if isinstance(d, dict) else d)}")
+    return RuleParams(
+        profile=d["profile"], rule=d["rule"], variant=d.get("variant"),
+        run=_build(RunParams, d["run"], "run", src),
+        body_model=_build(BodyModelParams, d["body_model"], "body_model", src),
+        section=_build(SECTION_TYPES[d["rule"]], d["section"], "section", src),
+    )

@@ -1,0 +1,97 @@
+"""Atomic writes: every output is written to a temporary name beside it, then renamed.
+
+A killed process or a failed write (disk full) therefore leaves either the previous file or the
+complete new one, never a half-written file under the final name.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success fsync and rename it over `path`.
+
+    `suffix` keeps the extension for writers that insist on one (np.savez adds `.npz`).
+    On any exception the temporary file is removed and `path` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    write_bytes(path, text.encode())
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_if_changed(path: str | Path, text: str) -> bool:
+    """Write `text` atomically unless the file already holds exactly it (keeps the mtime, so
+    Snakemake does not rerun what depends on it). Returns whether it wrote."""
+    path = Path(path)
+    if path.is_file() and path.read_text() == text:
+        return False
+    write_text(path, text)
+    return True
+
+
+def save_with(path: str | Path, writer: Callable[[Path], None], suffix: str = "") -> None:
+    """Atomically save through any writer taking a path (torch.save, np.savez, safetensors...)."""
+    with atomic_path(path, suffix) as tmp:
+        writer(tmp)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Build a directory under a temporary name, then swap it in for `path` in one rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        mask = _umask()
+        os.chmod(tmp, 0o777 & ~mask)
+        for f in tmp.rglob("*"):   # some writers (safetensors, mkstemp) create 0600 files
+            os.chmod(f, (0o777 if f.is_dir() else 0o666) & ~mask)
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Training utilities: resumable, checkpointed loops for the workflow's training rules."""

@@ -1,0 +1,190 @@
+"""The DAG's file layout and parameter resolution, shared by the Snakefile and `uvhmr`.
+
+Every path a rule reads or writes is named here, once; `dvc.yaml` spells the same paths with
+`${profile}` (a test checks both tools would run identical commands).
+
+Parameters reach rules as one resolved JSON per rule (and variant): `results/<profile>/params/`.
+They are rewritten only when their content changes, so editing one key of params.yaml reruns only
+the rules that use it, in Snakemake (by mtime) and in DVC (by hash).
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from uvhmr.config import ConfigError, Params, load_params, rule_params, rule_params_dict
+from uvhmr.io import write_if_changed
+
+RULES = ("body_model", "uv_assets", "mocap", "dataset", "train_dmp", "train_hmr", "dmp_cache",
+         "train_ik", "ik_cache", "train_uvi", "evaluate", "report")
+SPLITS = ("dmp_train", "stage2_train", "test")
+# Baselines, floor and oracle rows scored beside the paper's variants (DESIGN §7).
+BASELINES = ("hmr", "iterative_ik", "mean_pose", "oracle_ik", "oracle_uvi")
+# The stage-2 modules train on the full DMP and IK variants.
+STAGE2_DMP, STAGE2_IK, FULL_UVI = "dmp14", "ik14", "uvi14"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths of one profile's run, relative to the repository root."""
+    profile: str
+    backend: str
+
+    @property
+    def root(self) -> str:
+        return f"results/{self.profile}"
+
+    @property
+    def body(self) -> str:
+        return f"resources/body/{self.backend}"
+
+    def params(self, rule: str, variant: Optional[str] = None) -> str:
+        if rule == "body_model":
+            return f"resources/params/body_model-{self.backend}.json"
+        return f"{self.root}/params/{rule}" + (f"/{variant}.json" if variant else ".json")
+
+    def log(self, rule: str, variant: Optional[str] = None) -> str:
+        base = "resources" if rule == "body_model" else self.root
+        return f"{base}/logs/{rule}" + (f"-{variant}" if variant else "") + ".log"
+
+    def benchmark(self, rule: str, variant: Optional[str] = None) -> str:
+        base = "resources" if rule == "body_model" else self.root
+        return f"{base}/benchmarks/{rule}" + (f"-{variant}" if variant else "") + ".tsv"
+
+    @property
+    def uv(self) -> str:
+        return f"{self.root}/uv"
+
+    @property
+    def mocap(self) -> str:
+        return f"{self.root}/mocap"
+
+    def data(self, split: str) -> str:
+        return f"{self.root}/data/{split}"
+
+    def dmp_model(self, v: str) -> str:
+        return f"{self.root}/models/dmp/{v}.pt"
+
+    @property
+    def hmr_model(self) -> str:
+        return f"{self.root}/models/hmr.pt"
+
+    def ik_model(self, v: str) -> str:
+        return f"{self.root}/models/ik/{v}"
+
+    def uvi_model(self, v: str) -> str:
+        return f"{self.root}/models/uvi/{v}"
+
+    def dmp_cache(self, v: str) -> str:
+        return f"{self.root}/cache/dmp/{v}"
+
+    def ik_cache(self, v: str) -> str:
+        return f"{self.root}/cache/ik/{v}"
+
+    def metrics(self, target: str) -> str:
+        return f"{self.root}/metrics/{target}.json"
+
+    @property
+    def metrics_dir(self) -> str:
+        return f"{self.root}/metrics"
+
+    @property
+    def reports(self) -> str:
+        return f"reports/{self.profile}"
+
+    @property
+    def checkpoints(self) -> str:
+        """Outside every declared output: the tools never delete it, so training resumes."""
+        return f"{self.root}/checkpoints"
+
+
+def evaluate_targets(params: Params) -> list[str]:
+    v = params.variants
+    return [*v.train_dmp, *v.train_ik, *v.train_uvi, *BASELINES]
+
+
+def evaluate_inputs(lay: Layout, params: Params, target: str) -> dict[str, str]:
+    """The inputs of `uvhmr evaluate --target <target>`, in the order of its flags."""
+    v = params.variants
+    common = {"data": lay.data("test"), "uv": lay.uv, "body": lay.body}
+    if target in v.train_dmp:
+        own = {"model": lay.dmp_model(target), "dmp_cache": lay.dmp_cache(target)}
+    elif target in v.train_ik:
+        own = {"model": lay.ik_model(target), "ik_cache": lay.ik_cache(target)}
+    elif target in v.train_uvi:
+        own = {"model": lay.uvi_model(target), "dmp_cache": lay.dmp_cache(STAGE2_DMP), "ik_cache": lay.ik_cache(STAGE2_IK)}
+    elif target == "hmr":
+        own = {"model": lay.hmr_model}
+    elif target == "iterative_ik":
+        own = {"dmp_cache": lay.dmp_cache(STAGE2_DMP)}
+    elif target == "mean_pose":
+        own = {"mocap": lay.mocap}
+    elif target == "oracle_ik":
+        own = {"model": lay.ik_model(STAGE2_IK)}
+    elif target == "oracle_uvi":
+        own = {"model": lay.uvi_model(FULL_UVI)}
+    else:
+        raise ValueError(f"unknown evaluation target {target!r} (known: {', '.join(evaluate_targets(params))})")
+    return {**common, **own}
+
+
+def flags(inputs: dict[str, str]) -> str:
+    """`--data 'a' --model 'b'`: shell-quoted, in a fixed order, for the Snakefile."""
+    return " ".join(f"--{k.replace('_', '-')} {shlex.quote(p)}" for k, p in inputs.items())
+
+
+def rule_variants(params: Params) -> dict[str, list[Optional[str]]]:
+    v = params.variants
+    out = {r: [None] for r in RULES}
+    out.update(train_dmp=list(v.train_dmp), train_ik=list(v.train_ik), train_uvi=list(v.train_uvi))
+    return out
+
+
+def resolve(params: Params, root: Path = Path(".")) -> list[str]:
+    """Write every rule's resolved parameters (only where they changed). -> paths written."""
+    lay = Layout(params.profile, params.body_model.backend)
+    written = []
+    for rule, variants in rule_variants(params).items():
+        for variant in variants:
+            rp = rule_params(params, rule, variant)
+            path = root / lay.params(rule, variant)
+            if write_if_changed(path, json.dumps(rule_params_dict(rp), indent=2, sort_keys=True) + "\n"):
+                written.append(str(path))
+    return written
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """What the Snakefile needs, computed by the package: no logic lives in the Snakefile."""
+    params: Params
+    lay: Layout
+
+    def resources(self, rule: str) -> dict:
+        section = self.params.body_model if rule == "body_model" else getattr(self.params.rules, rule)
+        r = section.resources
+        gpu = {"slurm_extra": f"'--gres=gpu:{r.gpus}'"} if r.gpus else {}
+        return {"mem_mb": r.mem_mb, "runtime": r.runtime, **gpu}
+
+    def threads(self, rule: str) -> int:
+        section = self.params.body_model if rule == "body_model" else getattr(self.params.rules, rule)
+        return section.resources.threads
+
+
+def snakemake_setup(config: dict, params_file: str = "params.yaml") -> Workflow:
+    """Validate params.yaml (with Snakemake's --config overrides of `profile`) and resolve the
+    per-rule parameter files. On a bad parameter, print one line and exit before any job runs."""
+    unknown = set(config) - {"profile"}
+    try:
+        if unknown:
+            raise ConfigError(f"--config: {sorted(unknown)[0]}: unknown key (only profile=smoke|default|paper is read from --config)")
+        params = load_params(params_file, profile=config.get("profile"))
+        resolve(params)
+    except ConfigError as e:
+        print(f"uvhmr: {e}", file=sys.stderr)
+        sys.stderr.flush()
+        raise SystemExit(2)
+    return Workflow(params, Layout(params.profile, params.body_model.backend))

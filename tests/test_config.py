@@ -1,0 +1,115 @@
+"""params.yaml validation: one line naming the key, before any job runs."""
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from uvhmr.config import ConfigError, load_params, load_rule_params, parse_params, rule_params
+from uvhmr.workflow import Layout, resolve
+
+REPO = Path(__file__).resolve().parents[1]
+RAW = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def _parse(mutate, profile=None):
+    raw = copy.deepcopy(RAW)
+    mutate(raw)
+    return parse_params(raw, profile)
+
+
+def test_repository_params_are_valid_for_every_profile():
+    for prof in ("smoke", "default", "paper"):
+        p = parse_params(copy.deepcopy(RAW), prof)
+        assert p.profile == prof
+    smoke = parse_params(copy.deepcopy(RAW), "smoke")
+    default = parse_params(copy.deepcopy(RAW), "default")
+    # The profile block overrides the base, key by key.
+    assert smoke.rules.dataset.image_size == RAW["profiles"]["smoke"]["dataset"]["image_size"]
+    assert default.rules.dataset.image_size == RAW["base"]["dataset"]["image_size"]
+    assert smoke.rules.dataset.resources == default.rules.dataset.resources
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda r: r["base"]["train_dmp"].__setitem__("lr", "fast"),
+     'params.yaml: base.train_dmp.lr: expected a positive number, got "fast"'),
+    (lambda r: r["base"]["train_dmp"].__setitem__("lrr", 0.1),
+     "params.yaml: base.train_dmp.lrr: unknown key"),
+    (lambda r: r["profiles"]["smoke"]["dataset"].__setitem__("image_size", 4),
+     "params.yaml: profiles.smoke.dataset.image_size: expected an integer in [16, 1024], got 4"),
+    (lambda r: r["base"]["train_ik"].__setitem__("random_zero", 1.5),
+     "params.yaml: base.train_ik.random_zero: expected a number in [0.0, 1.0], got 1.5"),
+    (lambda r: r["base"]["run"].__setitem__("deterministic", "yes"),
+     'params.yaml: base.run.deterministic: expected true or false, got "yes"'),
+    (lambda r: r["base"]["train_dmp"].__setitem__("pretrained", "/no/such/resnet.pth"),
+     'params.yaml: base.train_dmp.pretrained: expected an existing file, got "/no/such/resnet.pth"'),
+    (lambda r: r["variants"]["train_uvi"]["uvi14_nodismag"].__setitem__("dismag_weight", -1),
+     "params.yaml: variants.train_uvi.uvi14_nodismag.dismag_weight: expected a number >= 0.0, got -1"),
+    (lambda r: r.__setitem__("profile", "huge"),
+     'params.yaml: profile: expected one of smoke, default, paper, got "huge"'),
+    (lambda r: r["profiles"].__setitem__("tiny", {}),
+     "params.yaml: profiles.tiny: unknown profile"),
+])
+def test_bad_params_give_one_line_naming_the_key(mutate, expected):
+    with pytest.raises(ConfigError) as e:
+        _parse(mutate)
+    msg = str(e.value)
+    assert msg.startswith(expected), msg
+    assert "\n" not in msg
+
+
+def test_resolve_writes_only_changed_rule_files(tmp_path):
+    params = parse_params(copy.deepcopy(RAW), "smoke")
+    first = resolve(params, tmp_path)
+    lay = Layout("smoke", "anny")
+    assert str(tmp_path / lay.params("train_dmp", "dmp24")) in first
+    assert resolve(params, tmp_path) == []          # nothing changed: nothing rewritten
+    raw = copy.deepcopy(RAW)
+    raw["profiles"]["smoke"]["train_uvi"]["epochs"] = 3
+    again = resolve(parse_params(raw, "smoke"), tmp_path)
+    assert sorted(Path(p).relative_to(tmp_path).as_posix() for p in again) == sorted(
+        lay.params("train_uvi", v) for v in RAW["variants"]["train_uvi"])
+    rp = load_rule_params(tmp_path / lay.params("train_uvi", "uvi14_noik"))
+    assert rp.section.epochs == 3 and rp.section.use_ik is False
+    assert rp == rule_params(parse_params(raw, "smoke"), "train_uvi", "uvi14_noik")
+
+
+def test_corrupt_rule_params_file_is_named(tmp_path):
+    f = tmp_path / "x.json"
+    f.write_text("{not json")
+    with pytest.raises(ConfigError, match=str(f)):
+        load_rule_params(f)
+
+
+def _snakemake(cwd, *args):
+    return subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("edit, key", [
+    (lambda r: r["base"]["train_dmp"].__setitem__("lr", "fast"), "base.train_dmp.lr"),
+    (lambda r: r["base"]["mocap"].__setitem__("n_trian", 5), "base.mocap.n_trian"),
+    (lambda r: r["body_model"].__setitem__("smpl_uv_obj", "/nope.obj"), "body_model.smpl_uv_obj"),
+])
+def test_snakemake_stops_before_any_job_with_one_line(workflow_copy, edit, key):
+    raw = copy.deepcopy(RAW)
+    edit(raw)
+    (workflow_copy / "params.yaml").write_text(yaml.safe_dump(raw))
+    r = _snakemake(workflow_copy)
+    assert r.returncode != 0
+    lines = [l for l in (r.stderr + r.stdout).splitlines() if l.startswith("uvhmr: ")]
+    assert len(lines) == 1 and f": {key}: " in lines[0], r.stderr[-2000:]
+    assert not (workflow_copy / "results").exists()
+
+
+def test_unknown_profile_on_the_command_line(workflow_copy):
+    r = _snakemake(workflow_copy, "--config", "profile=huge")
+    assert r.returncode != 0
+    assert 'uvhmr: params.yaml: profile: expected one of smoke, default, paper, got "huge"' in r.stderr
+
+
+def test_load_params_names_a_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_params(tmp_path / "params.yaml")

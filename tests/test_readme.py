@@ -1,0 +1,32 @@
+"""README.md starts with exactly two set-up commands, and CI runs the second one."""
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def setup_commands():
+    text = (REPO / "README.md").read_text()
+    m = re.search(r"```bash\n(.*?)```", text, re.S)
+    return [l for l in m.group(1).splitlines() if l.strip()]
+
+
+def test_readme_has_two_setup_commands_and_ci_runs_the_test_one():
+    cmds = setup_commands()
+    assert len(cmds) == 2
+    main_job, tests = cmds
+    assert "snakemake --cores" in main_job and "profile=" not in main_job   # the default profile
+    assert "pytest" in tests
+    ci = (REPO / ".ci/run").read_text()
+    assert tests in ci.splitlines()
+
+
+def test_every_dependency_is_pinned():
+    lock = [l for l in (REPO / "requirements.lock").read_text().splitlines() if l and not l.startswith("#")]
+    assert lock and all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[^\s]+", l) for l in lock), lock
+    names = {l.split("==")[0].lower() for l in lock}
+    for dep in ("torch", "torchvision", "anny", "smplx", "snakemake", "dvc", "numpy", "pandas",
+                "opencv-python-headless", "pyyaml", "pytest"):
+        assert dep in names, dep
+    pins = dict(l.split("==") for l in lock)
+    assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1" and pins["anny"] == "0.6.2"
