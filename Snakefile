@@ -5,6 +5,8 @@
 #   snakemake --cores 2                          # default profile (params.yaml `profile:`)
 #   snakemake --cores 2 --config profile=smoke   # a few minutes: what the tests run
 #   snakemake --profile workflow/profiles/slurm  # on a Slurm cluster
+import os
+
 from uvhmr.workflow import SPLITS, evaluate_inputs, evaluate_targets, flags, snakemake_setup
 
 # Validates params.yaml (one line and exit 2 on a bad key) and writes each rule's resolved

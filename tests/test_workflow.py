@@ -90,3 +90,9 @@ def test_every_rule_declares_threads_resources_log_benchmark():
     for b in blocks:
         for directive in ("threads:", "resources:", "log:", "benchmark:", "conda:", "shell:"):
             assert directive in b, (b.split(":")[0], directive)
+
+
+def test_snakemake_lint_is_clean(workflow_copy):
+    r = subprocess.run([str(BIN / "snakemake"), "--lint", "--config", "profile=smoke"], cwd=workflow_copy,
+                       capture_output=True, text=True, env=_env(), timeout=300)
+    assert r.returncode == 0 and "good condition" in r.stdout + r.stderr, (r.stdout + r.stderr)[-2000:]

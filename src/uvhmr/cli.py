@@ -67,6 +67,17 @@ def cmd_body_model(a) -> None:
         export_smpl(bm, out, log=log.info)
 
 
+def cmd_uv_assets(a) -> None:
+    rp = load_rule_params(a.params)
+    _threads_and_seed(rp)
+    from uvhmr.body.model import load_body_model
+    from uvhmr.uv.assets import build_uv_assets
+    build_uv_assets(load_body_model(a.body), rp.section, Path(a.out), log=log.info)
+
+
+IMPLEMENTED = {"uv-assets": cmd_uv_assets}
+
+
 def _not_yet(issue: int, what: str):
     def run(a) -> None:
         raise NotImplementedYet(f"{what} is not implemented yet (issue #{issue}); the DAG stops here")
@@ -140,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(fn=cmd_body_model)
 
     for name, text, issue, args in RULE_COMMANDS:
-        c = sub.add_parser(name, help=text + (f" [issue #{issue}: not implemented yet]" if issue else ""),
+        c = sub.add_parser(name, help=text + ("" if name in IMPLEMENTED else f" [issue #{issue}: not implemented yet]"),
                            description=text)
         if name == "predict":
             c.add_argument("images", nargs="*", help="image files")
@@ -149,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
             _add_common(c)
             for flag, h in args:
                 c.add_argument(flag, help=h)
-        c.set_defaults(fn=_not_yet(issue, f"`uvhmr {name}`"))
+        c.set_defaults(fn=IMPLEMENTED.get(name) or _not_yet(issue, f"`uvhmr {name}`"))
     return p
 
 

@@ -92,18 +92,42 @@ class RunParams:
 
 
 @dataclass(frozen=True)
+class IslandScales:
+    """Relative texel density of each kind of UV island (body = 1): the layout gives the head
+    less than Anny's atlas does and the hands and feet more."""
+    body: float = num(1.0, positive=True)
+    head: float = num(0.75, positive=True)
+    hand: float = num(1.3, positive=True)
+    foot: float = num(1.2, positive=True)
+    cavity: float = num(0.5, positive=True)
+
+
+@dataclass(frozen=True)
 class UvAssetsParams:
     resolutions: list[int] = field(default_factory=lambda: [64, 128])
+    island_scales: IslandScales = sub(IslandScales)
+    margin_texels: float = num(2.0, lo=0.5, hi=8.0, doc="gap between islands, in texels at 128x128")
     resources: Resources = sub(Resources)
 
 
 @dataclass(frozen=True)
 class MocapParams:
+    """The mocap rule: body-frame poses, shapes and joints for GIK-Net (uvhmr.data.mocap)."""
     source: Literal["prior", "amass", "aistpp", "spin_fits"] = "prior"
     files: Optional[str] = path(kind="dir", doc="licensed mocap folder (SMPL backend only)")
+    spin_fits: Optional[str] = path(kind="file", doc="SPIN/DecoMR fit file (.npz pose+shape or .npy N x 82): "
+                                    "betas for AIST++ and hand rotations for AMASS (paper, appendix C)")
+    fps: float = num(30.0, positive=True, doc="licensed sequences are subsampled to at most this frame rate")
     n_train: int = num(10000, lo=1)
     n_val: int = num(1000, lo=1)
     shard_size: int = num(10000, lo=1)
+    batch_size: int = num(64, lo=1, doc="bodies per forward pass")
+    categories: dict[str, float] = field(default_factory=lambda: {
+        "standing": 0.18, "walking": 0.18, "running": 0.10, "sitting": 0.14, "reaching": 0.14,
+        "crouching": 0.10, "lying": 0.06, "arms_overhead": 0.10})   # prior: mixture weights
+    penetration_depth: float = num(0.02, lo=0.0, doc="metres: a vertex this deep inside another part penetrates")
+    penetration_vertices: int = num(3, lo=1, doc="a pose is rejected when this many vertices penetrate")
+    figure: bool = True
     resources: Resources = sub(Resources)
 
 
@@ -140,6 +164,7 @@ class DmpTrainParams(TrainParams):
 @dataclass(frozen=True)
 class IkTrainParams(TrainParams):
     gaussian_noise: bool = True
+    noise_sigma: float = num(0.03, lo=0.0, doc="metres per coordinate; the paper does not give it")
     random_zero: float = num(0.3, lo=0.0, hi=1.0, doc="fraction of joints zeroed")
 
 

@@ -89,10 +89,6 @@ class Layout:
         return f"{self.root}/metrics/{target}.json"
 
     @property
-    def metrics_dir(self) -> str:
-        return f"{self.root}/metrics"
-
-    @property
     def reports(self) -> str:
         return f"reports/{self.profile}"
 

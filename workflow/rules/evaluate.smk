@@ -26,7 +26,7 @@ rule report:
     output:
         directory(L.reports),
     params:
-        metrics_dir=L.metrics_dir,
+        metrics_dir=lambda w, input: os.path.dirname(input.metrics[0]),
     log:
         L.log("report"),
     benchmark:

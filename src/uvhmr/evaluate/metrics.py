@@ -15,12 +15,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-LSP14_NAMES = (
-    "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle",
-    "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist",
-    "neck", "head_top",
-)
-LSP14_HIPS = (2, 3)
+from uvhmr.body.joints import LSP14_HIPS, LSP14_NAMES  # noqa: F401  (one definition of the order)
+
 MM_PER_M = 1000.0
 
 ALIGNMENTS = ("root", "procrustes", "none")
