@@ -159,6 +159,12 @@ class TrainParams:
 class DmpTrainParams(TrainParams):
     joints: Literal[14, 24] = 14
     synthetic_occlusion: bool = True
+    out_stride: Literal[2, 4] = 2             # decoder output: 1/2 of the input (small inputs), 1/4 at 224 px
+    w_mask: float = num(0.2, lo=0.0)          # DecoMR's weights where the paper is silent
+    w_uv: float = num(1.0, lo=0.0)
+    w_maps: float = num(1.0, lo=0.0)
+    w_camera: float = num(1.0, lo=0.0)
+    val_fraction: float = num(0.05, lo=0.0, hi=0.5, doc="of dmp_train, held out to log J_initial MPJPE")
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,8 @@ def build_uv_assets(body, section, out_dir: Path, log=print) -> dict:
         np.savez(tmp / FILE, **arrays)
         (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n")
         from uvhmr.uv.figures import write_figures
-        write_figures(body, UVAssets(face_uv, faces, arrays, tuple(section.resolutions)), tmp / "figures")
+        write_figures(body, UVAssets(face_uv, faces, arrays, tuple(section.resolutions)), tmp / "figures",
+                      res=max(section.resolutions))
     log(f"UV layout: {report['seam_fraction'] * 100:.2f} % seam vertices (atlas {report['atlas_seam_fraction'] * 100:.2f} %); "
         f"area shares {json.dumps({k: round(v, 3) for k, v in report['area_share_by_island_kind'].items()})}")
     return report

@@ -33,3 +33,18 @@ def gt_uv_maps(sampler: UVSampler, labels: torch.Tensor, vertices: torch.Tensor,
     uv_j = distribute_joints(joints - root, labels)
     on = (labels >= 0).to(uv_l.dtype)
     return uv_l, uv_j, (uv_l - uv_j) * on
+
+
+def joints_from_uv(uv_j: torch.Tensor, observed: torch.Tensor, labels: torch.Tensor, k: int):
+    """J_initial (paper §3.2): the mean of UV_j over each A_uv part, using observed texels only.
+
+    uv_j (B, 3, R, R); observed (B, R, R) bool (texels some image pixel warped into); labels (R, R)
+    A_uv with -1 off the body -> (joints (B, k, 3), observed (B, k) bool). A joint with no observed
+    texel is 0 and flagged missing."""
+    b = uv_j.shape[0]
+    on = observed & (labels >= 0)[None]                                    # (B, R, R)
+    onehot = torch.nn.functional.one_hot(labels.clamp(min=0).reshape(-1), k).to(uv_j.dtype)  # (R*R, k)
+    w = on.reshape(b, -1).to(uv_j.dtype)[:, :, None] * onehot[None]       # (B, R*R, k)
+    count = w.sum(1)                                                        # (B, k)
+    total = torch.einsum("bcn,bnk->bkc", uv_j.reshape(b, 3, -1), w)        # (B, k, 3)
+    return total / count.clamp(min=1)[..., None], count > 0
