@@ -75,7 +75,14 @@ def cmd_uv_assets(a) -> None:
     build_uv_assets(load_body_model(a.body), rp.section, Path(a.out), log=log.info)
 
 
-IMPLEMENTED = {"uv-assets": cmd_uv_assets}
+def cmd_mocap(a) -> None:
+    rp = load_rule_params(a.params)
+    _threads_and_seed(rp)
+    from uvhmr.data.mocap import run_mocap
+    run_mocap(rp, Path(a.body), Path(a.out), log=log.info)
+
+
+IMPLEMENTED = {"uv-assets": cmd_uv_assets, "mocap": cmd_mocap}
 
 
 def _not_yet(issue: int, what: str):

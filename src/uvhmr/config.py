@@ -126,21 +126,42 @@ class MocapParams:
         "standing": 0.18, "walking": 0.18, "running": 0.10, "sitting": 0.14, "reaching": 0.14,
         "crouching": 0.10, "lying": 0.06, "arms_overhead": 0.10})   # prior: mixture weights
     penetration_depth: float = num(0.02, lo=0.0, doc="metres: a vertex this deep inside another part penetrates")
-    penetration_vertices: int = num(3, lo=1, doc="a pose is rejected when this many vertices penetrate")
+    penetration_vertices: int = num(2, lo=1, doc="a pose is rejected when this many vertices of one part pair penetrate")
     figure: bool = True
     resources: Resources = sub(Resources)
 
 
 @dataclass(frozen=True)
 class DatasetParams:
+    """The dataset rule (uvhmr.data.synthetic, uvhmr.data.spin_adapter)."""
     source: Literal["synthetic", "spin_npz"] = "synthetic"
     files: Optional[str] = path(kind="dir", doc="licensed dataset folder (SMPL backend only)")
     image_size: int = num(96, lo=16, hi=1024)
     n_dmp_train: int = num(4000, lo=1)
     n_stage2_train: int = num(2000, lo=1)
     n_test: int = num(500, lo=1)
-    shard_size: int = num(1000, lo=1)
+    shard_size: int = num(1000, lo=1, doc="samples per shard: the unit a cluster builds in parallel")
+    focal_range: list[float] = field(default_factory=lambda: [2.0, 5.0])   # focal length / image size, log-uniform
+    fill_range: list[float] = field(default_factory=lambda: [0.6, 0.95])   # body's 2D box (longer side) / image size
+    center_jitter: float = num(0.8, lo=0.0, hi=1.0, doc="fraction of the free margin the body may move off centre")
+    texture_size: int = num(256, lo=16, hi=2048, doc="clothing texture, texels per side")
+    occluders: list[int] = field(default_factory=lambda: [1, 7])           # occluders per image, uniform
+    occluder_scale: list[float] = field(default_factory=lambda: [0.15, 0.5])  # longer side / image size
+    occlusion_prob: float = num(1.0, lo=0.0, hi=1.0, doc="probability that an image gets occluders at all")
+    spin_splits: dict[str, list[str]] = field(default_factory=dict)  # split -> SPIN-format .npz files under `files`
+    spin_images: dict[str, str] = field(default_factory=dict)        # .npz file name -> its image folder under `files`
     resources: Resources = sub(Resources)
+
+    def __post_init__(self):
+        for name, lo in (("focal_range", 0.0), ("fill_range", 0.0), ("occluders", 0), ("occluder_scale", 0.0)):
+            v = getattr(self, name)
+            if len(v) != 2 or not (lo <= v[0] <= v[1]) or (name != "occluders" and v[0] <= 0):
+                raise ConfigError(f"dataset.{name}: expected [lo, hi] with 0 < lo <= hi, got {v}")
+        if self.fill_range[1] > 1.0:
+            raise ConfigError(f"dataset.fill_range: the body cannot fill more than the crop (<= 1), got {self.fill_range}")
+        for split in self.spin_splits:
+            if split not in ("dmp_train", "stage2_train", "test"):
+                raise ConfigError(f"dataset.spin_splits.{split}: unknown split (known: dmp_train, stage2_train, test)")
 
 
 @dataclass(frozen=True)

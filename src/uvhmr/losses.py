@@ -34,3 +34,41 @@ def dmp_losses(pred: dict, target: dict, weights) -> dict:
     }
     terms["total"] = sum(terms.values())
     return terms
+
+
+# ----------------------------------------------------------------------------------------- UVI
+
+def weak_project(points: torch.Tensor, camera: torch.Tensor) -> torch.Tensor:
+    """(B, N, 3) root-relative camera-frame points, (B, 3) weak perspective (s, tx, ty) ->
+    (B, N, 2) normalised image coordinates 2 x / S - 1 = s (X_xy + t) (the dataset's convention)."""
+    return camera[:, None, :1] * (points[..., :2] + camera[:, None, 1:])
+
+
+def weighted_map_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """L1 of (B, 3, R, R) maps weighted per texel by (R, R) part weights (0 off the body)."""
+    w = weight.to(pred.dtype)[None, None]
+    return ((pred - target).abs() * w).sum() / (w.sum() * pred.shape[0] * pred.shape[1]).clamp(min=1)
+
+
+def dismag_loss(uv_d: torch.Tensor, on: torch.Tensor) -> torch.Tensor:
+    """l_dismag (paper eq. 7): the magnitude of UV_d against its UV flip. The layout is symmetric,
+    so the flip is a horizontal flip; only texels on the body in both count.
+    uv_d (B, 3, R, R), on (R, R) bool."""
+    mag = uv_d.norm(dim=1)                                   # (B, R, R)
+    both = (on & on.flip(-1)).to(mag.dtype)
+    return ((mag - mag.flip(-1)).abs() * both).sum() / (both.sum() * mag.shape[0]).clamp(min=1)
+
+
+def consistency_loss(uv_l: torch.Tensor, camera: torch.Tensor, iuv: torch.Tensor) -> torch.Tensor:
+    """DecoMR's consistency loss: at every body pixel, the predicted surface point at the pixel's
+    (u, v), projected with the predicted camera, should land on the pixel itself.
+    uv_l (B, 3, R, R) root-relative metres; camera (B, 3); iuv (B, 3, H, W): mask, u, v."""
+    from uvhmr.uv.texels import uv_to_grid
+    b, _, h, w = iuv.shape
+    grid = uv_to_grid(iuv[:, 1:].permute(0, 2, 3, 1))                          # (B, H, W, 2)
+    pts = F.grid_sample(uv_l, grid, mode="bilinear", align_corners=True)       # (B, 3, H, W)
+    proj = weak_project(pts.flatten(2).transpose(1, 2), camera)                 # (B, H*W, 2)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=uv_l.dtype), torch.arange(w, dtype=uv_l.dtype), indexing="ij")
+    pix = torch.stack([2 * (xs + 0.5) / w - 1, 2 * (ys + 0.5) / h - 1], -1).reshape(1, -1, 2)
+    m = (iuv[:, 0] > 0.5).reshape(b, -1).to(uv_l.dtype)
+    return (((proj - pix) ** 2).sum(-1) * m).sum() / m.sum().clamp(min=1)

@@ -41,3 +41,27 @@ def build_auv(sampler: UVSampler, ref_vertices: torch.Tensor, ref_joints: torch.
     vl = nearest_joint(ref_vertices, ref_joints)
     prob = part_probabilities(sampler, vl, len(ref_joints))
     return symmetric_argmax(prob, joint_mirror, sampler.valid), vl
+
+
+# DecoMR's per-part weights on location maps (reference/decomr.md §2.2): hands and feet 25,
+# limbs 5, head and neck 2, torso 1.
+PART_WEIGHTS = (("hand", 25.0, ("wrist", "hand", "finger")), ("foot", 25.0, ("foot", "toe", "ankle")),
+                ("limb", 5.0, ("upperleg", "lowerleg", "upperarm", "lowerarm", "knee", "elbow", "hip", "shoulder")),
+                ("head", 2.0, ("neck", "head")))
+
+
+def vertex_weights(joint_names, vertex_part) -> torch.Tensor:
+    """(V,) DecoMR-style weight of each vertex by its skinning part's name (torso: 1)."""
+    w = torch.ones(len(vertex_part))
+    vp = torch.as_tensor(vertex_part)
+    for _, weight, words in reversed(PART_WEIGHTS):   # first match wins: apply in reverse order
+        bones = [i for i, n in enumerate(joint_names) if any(k in n.lower() for k in words)]
+        w[torch.isin(vp, torch.tensor(bones, dtype=vp.dtype))] = weight
+    return w
+
+
+def part_weight_map(sampler: UVSampler, joint_names, vertex_part) -> torch.Tensor:
+    """(R, R) per-texel loss weights, mean 1 over the valid texels, 0 elsewhere."""
+    m = sampler.from_vertices(vertex_weights(joint_names, vertex_part)[None, :, None])[0, 0]
+    valid = sampler.valid
+    return torch.where(valid, m / m[valid].mean(), torch.zeros_like(m))
