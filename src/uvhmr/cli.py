@@ -82,7 +82,44 @@ def cmd_mocap(a) -> None:
     run_mocap(rp, Path(a.body), Path(a.out), log=log.info)
 
 
-IMPLEMENTED = {"uv-assets": cmd_uv_assets, "mocap": cmd_mocap}
+def cmd_dataset(a) -> None:
+    rp = load_rule_params(a.params)
+    _threads_and_seed(rp)
+    from uvhmr.data.synthetic import run_dataset
+    run_dataset(rp, Path(a.body), Path(a.uv), Path(a.mocap), a.split, Path(a.out), log=log.info)
+
+
+def _checkpoints_root(params_path: str) -> Path:
+    """results/<profile>: checkpoints go to its checkpoints/ folder, outside every declared output."""
+    p = Path(params_path).resolve()
+    root = next(q for q in p.parents if q.name == "params").parent
+    return root   # checkpoint_dir() adds checkpoints/<rule>-<variant>/<key>
+
+
+def cmd_train_dmp(a) -> None:
+    rp = load_rule_params(a.params)
+    _threads_and_seed(rp)
+    from uvhmr.train.dmp import run_train_dmp
+    run_train_dmp(rp, Path(a.data), Path(a.uv), Path(a.body), Path(a.out), _checkpoints_root(a.params), log=log.info)
+
+
+def cmd_dmp_cache(a) -> None:
+    rp = load_rule_params(a.params)
+    _threads_and_seed(rp)
+    from uvhmr.cache.dmp import run_dmp_cache
+    run_dmp_cache(rp, Path(a.model), {"stage2_train": Path(a.train_data), "test": Path(a.test_data)},
+                  Path(a.uv), Path(a.out), log=log.info)
+
+
+def cmd_train_hmr(a) -> None:
+    rp = load_rule_params(a.params)
+    _threads_and_seed(rp)
+    from uvhmr.train.hmr import run_train_hmr
+    run_train_hmr(rp, Path(a.data), Path(a.body), Path(a.out), _checkpoints_root(a.params), log=log.info)
+
+
+IMPLEMENTED = {"train-hmr": cmd_train_hmr, "uv-assets": cmd_uv_assets, "mocap": cmd_mocap, "dataset": cmd_dataset, "train-dmp": cmd_train_dmp,
+               "dmp-cache": cmd_dmp_cache}
 
 
 def _not_yet(issue: int, what: str):

@@ -37,7 +37,7 @@ class UpBlock(nn.Module):
 
 
 class DMPNet(nn.Module):
-    """(B, 3, H, W) image -> dict:
+    """(B, 3, H, W) RGB image in [0, 1] -> dict:
       mask (B, 1, h, w) logits; uv (B, 2, h, w) in [0, 1]; mj, ml, md (B, 3, h, w) metres;
       camera (B, 3) weak perspective (s, tx, ty); features (B, C, h, w) local features;
     with h = H / out_stride."""
@@ -64,13 +64,16 @@ class DMPNet(nn.Module):
                                     "mj": nn.Conv2d(feature_channels, 3, 1), "ml": nn.Conv2d(feature_channels, 3, 1),
                                     "md": nn.Conv2d(feature_channels, 3, 1)})
         self.camera = nn.Sequential(nn.Linear(ch[4], 256), nn.ReLU(inplace=True), nn.Linear(256, 3))
+        self.register_buffer("rgb_mean", torch.tensor([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1))
+        self.register_buffer("rgb_std", torch.tensor([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1))
         # Start at a plausible camera (scale 0.9 of the crop, centred) rather than at zero.
         nn.init.zeros_(self.camera[-1].weight)
         with torch.no_grad():
             self.camera[-1].bias.copy_(torch.tensor([0.9, 0.0, 0.0]))
 
     def forward(self, image: torch.Tensor) -> dict:
-        f = self.encoder(image)
+        """image: (B, 3, H, W) RGB in [0, 1] (ImageNet normalisation happens here)."""
+        f = self.encoder((image - self.rgb_mean) / self.rgb_std)
         x = f[4]
         for k, block in enumerate(self.up):
             x = block(x, f[3 - k])

@@ -53,6 +53,8 @@ class UVAssets:
         return TexelLookup.from_arrays(self.arrays, f"lookup_{res}", res)
 
     def sampler(self, res: int) -> UVSampler:
+        if self.faces is None:
+            raise ValueError("load_uv_assets(..., faces=body.faces) is needed for mesh <-> UV conversions")
         return UVSampler(self.faces, self.face_uv, self.lookup(res))
 
     def auv(self, joints: int, res: int) -> torch.Tensor:
@@ -63,14 +65,15 @@ class UVAssets:
         return self.arrays["lsp14_mirror" if joints == 14 else "joints24_mirror"]
 
 
-def load_uv_assets(directory: str | Path, faces: np.ndarray) -> UVAssets:
+def load_uv_assets(directory: str | Path, faces: np.ndarray | None = None) -> UVAssets:
+    """faces: the body model's (F, 3), needed only for `sampler()` (mesh <-> UV conversions)."""
     f = Path(directory) / FILE
     if not f.is_file():
         raise FileNotFoundError(f"{f}: no UV assets here; run the workflow's uv_assets rule first")
     with np.load(f) as z:
         arrays = {k: z[k] for k in z.files}
     res = tuple(int(r) for r in arrays["resolutions"])
-    return UVAssets(arrays["face_uv"], np.asarray(faces), arrays, res)
+    return UVAssets(arrays["face_uv"], None if faces is None else np.asarray(faces), arrays, res)
 
 
 def build_uv_assets(body, section, out_dir: Path, log=print) -> dict:

@@ -1,0 +1,96 @@
+"""dmp_cache: run a trained DMP on stage2_train and test; keep its UV-space outputs and J_initial.
+
+Output folder, one subfolder per split (`stage2_train`, `test`), arrays memory-mappable:
+  uv_feat.npy   (N, C, 64, 64) float16  local features warped into UV (scatter-mean)
+  uv_maps.npy   (N, 9, 64, 64) float16  M_j, M_l, M_d warped into UV (metres, root-relative)
+  hits.npy      (N, 64, 64) uint8       image pixels that landed in each texel (capped at 255)
+  j_initial.npy (N, K, 3) float32       mean of UV_j per A_uv part over observed texels
+  observed.npy  (N, K) bool             the part had an observed texel
+  camera.npy    (N, 3) float32          DMP's weak-perspective camera (s, tx, ty)
+  index.npy     (N,) int64              the dataset sample each row comes from
+  meta.json     variant, joints, resolution, channels, counts
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from uvhmr.data.dataset import SampleDataset
+from uvhmr.io import atomic_dir
+from uvhmr.train.dmp import UV_RES, j_initial, load_dmp
+from uvhmr.train.trainer import pick_device
+from uvhmr.uv.assets import load_uv_assets
+
+ARRAYS = ("uv_feat", "uv_maps", "hits", "j_initial", "observed", "camera", "index")
+
+
+def run_dmp_cache(rp, model_path: Path, data_dirs: dict[str, Path], uv_dir: Path, out_dir: Path, log=print) -> None:
+    """data_dirs: split name -> dataset split folder."""
+    device = pick_device(rp.run.device)
+    net, cfg = load_dmp(model_path, device)
+    k = int(cfg["joints"])
+    labels = load_uv_assets(uv_dir).auv(k, UV_RES).to(device)
+    with atomic_dir(out_dir) as tmp:
+        for split, data in data_dirs.items():
+            # Caches always see the split's occluders: stage 2 learns from DMP's real test-time errors.
+            ds = SampleDataset(data, joints=k, augment=None, occlusion=True, seed=rp.run.seed)
+            n = len(ds)
+            d = tmp / split
+            d.mkdir()
+            c = net.local[0].out_channels
+            shapes = {"uv_feat": ((n, c, UV_RES, UV_RES), np.float16), "uv_maps": ((n, 9, UV_RES, UV_RES), np.float16),
+                      "hits": ((n, UV_RES, UV_RES), np.uint8), "j_initial": ((n, k, 3), np.float32),
+                      "observed": ((n, k), np.bool_), "camera": ((n, 3), np.float32), "index": ((n,), np.int64)}
+            arr = {name: np.lib.format.open_memmap(d / f"{name}.npy", mode="w+", dtype=dt, shape=sh)
+                   for name, (sh, dt) in shapes.items()}
+            loader = DataLoader(ds, batch_size=rp.section.batch_size)
+            row = 0
+            with torch.no_grad():
+                for b in tqdm(loader, desc=f"dmp_cache {rp.variant or cfg['variant']} {split}", leave=False, mininterval=2):
+                    out = net(b["image"].to(device))
+                    j, obs, w = j_initial(out, labels, k)
+                    sl = slice(row, row + len(j))
+                    arr["uv_feat"][sl] = w["uv_feat"].cpu().numpy().astype(np.float16)
+                    arr["uv_maps"][sl] = w["uv_maps"].cpu().numpy().astype(np.float16)
+                    arr["hits"][sl] = w["hits"].clamp(max=255).cpu().numpy().astype(np.uint8)
+                    arr["j_initial"][sl] = j.cpu().numpy()
+                    arr["observed"][sl] = obs.cpu().numpy()
+                    arr["camera"][sl] = out["camera"].cpu().numpy()
+                    arr["index"][sl] = b["index"].numpy()
+                    row += len(j)
+            for a in arr.values():
+                a.flush()
+            del arr
+            meta = {"variant": cfg["variant"], "joints": k, "uv_res": UV_RES, "feature_channels": c,
+                    "samples": n, "dataset": str(data)}
+            (d / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+            log(f"dmp_cache {cfg['variant']} {split}: {n} samples; J_initial observed for "
+                f"{float(np.load(d / 'observed.npy').mean()) * 100:.1f} % of joints")
+
+
+class DmpCache:
+    """One split of a dmp_cache folder, memory-mapped. `arrays[name]` as in the module docstring."""
+
+    def __init__(self, directory: str | Path, split: str):
+        self.dir = Path(directory) / split
+        f = self.dir / "meta.json"
+        if not f.is_file():
+            raise FileNotFoundError(f"{f}: no DMP cache here; run the workflow's dmp_cache rule first")
+        self.meta = json.loads(f.read_text())
+        self.arrays = {}
+        for name in ARRAYS:
+            p = self.dir / f"{name}.npy"
+            try:
+                self.arrays[name] = np.load(p, mmap_mode="r")
+            except (OSError, ValueError) as e:
+                raise ValueError(f"{p}: unreadable DMP cache array ({e}); rerun the dmp_cache rule") from None
+            if len(self.arrays[name]) != self.meta["samples"]:
+                raise ValueError(f"{p}: {len(self.arrays[name])} rows, meta.json says {self.meta['samples']}; rerun dmp_cache")
+
+    def __len__(self) -> int:
+        return int(self.meta["samples"])

@@ -1,0 +1,166 @@
+"""train_dmp: train one DMP variant on the dmp_train split; and the J_initial it implies.
+
+J_initial (paper §3.2): the predicted M_j is warped into UV through the predicted IUV
+(scatter-mean) and averaged over each A_uv part's observed texels. Its MPJPE on a held-out slice
+of dmp_train is logged every epoch next to the mean pose's, the quality gate's measure.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from uvhmr.body.joints import SMPL24_TO_LSP14
+from uvhmr.data.dataset import Augment, SampleDataset
+from uvhmr.evaluate.metrics import mpjpe
+from uvhmr.io import save_with
+from uvhmr.losses import dmp_losses
+from uvhmr.models.dmp import DMPNet
+from uvhmr.train.checkpoint import checkpoint_dir, hash_inputs
+from uvhmr.train.trainer import check_finite, pick_device, seed_everything, train_epochs
+from uvhmr.uv.assets import load_uv_assets
+from uvhmr.uv.gt import joints_from_uv
+from uvhmr.uv.texels import iuv_to_uv
+
+UV_RES = 64     # the UV resolution of warped maps and features (UVI's input)
+
+
+def targets(batch: dict) -> dict:
+    """The dataset's sample dict -> dmp_losses' target names."""
+    return {"mask": batch["mask"], "uv": batch["iuv"][:, 1:], "mj": batch["M_j"], "ml": batch["M_l"],
+            "md": batch["M_d"], "camera": batch["cam_wp"]}
+
+
+def predicted_iuv(out: dict) -> torch.Tensor:
+    """DMPNet output -> (B, 3, h, w) IUV (mask > 0.5, u, v) at the network's output resolution."""
+    m = (torch.sigmoid(out["mask"]) > 0.5).to(out["uv"].dtype)
+    return torch.cat([m, out["uv"] * m], 1)
+
+
+def warp_to_uv(out: dict, res: int = UV_RES) -> dict:
+    """Warp DMP's maps and local features into UV through its own predicted IUV.
+    -> uv_maps (B, 9, R, R): M_j, M_l, M_d warped; uv_feat (B, C, R, R); hits (B, R, R) int."""
+    iuv = predicted_iuv(out)
+    maps = torch.cat([out["mj"], out["ml"], out["md"]], 1)
+    warped, count = iuv_to_uv(torch.cat([maps, out["features"]], 1), iuv, res)
+    return {"uv_maps": warped[:, :9], "uv_feat": warped[:, 9:], "hits": count[:, 0]}
+
+
+def j_initial(out: dict, labels: torch.Tensor, k: int, res: int = UV_RES):
+    """-> (J_initial (B, k, 3) root-relative metres, observed (B, k) bool, the warp dict)."""
+    w = warp_to_uv(out, res)
+    joints, observed = joints_from_uv(w["uv_maps"][:, :3], w["hits"] > 0, labels, k)
+    return joints, observed, w
+
+
+def fill_missing_with_root(joints: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+    """DESIGN §7: a J_initial joint with no observed texel is scored at the root (the origin)."""
+    return joints * observed[..., None].to(joints.dtype)
+
+
+def load_dmp(path: str | Path, device="cpu") -> tuple[DMPNet, dict]:
+    """A trained DMP file (weights_only) -> (eval-mode network, its config)."""
+    p = Path(path)
+    try:
+        blob = torch.load(p, map_location=device, weights_only=True)
+        cfg = blob["config"]
+        net = DMPNet(cfg["backbone"], cfg["out_stride"])
+        net.load_state_dict(blob["state_dict"])
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a file of another kind or architecture
+        raise ValueError(f"{p}: not a DMP model file of this uvhmr ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    return net.to(device).eval(), cfg
+
+
+def as_lsp(joints: torch.Tensor, gt_lsp14: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Score 24-joint predictions on their LSP-14 subset (13 joints: the 24-set has no head top)."""
+    if joints.shape[1] == 14:
+        return joints, gt_lsp14
+    idx = list(SMPL24_TO_LSP14[:13])
+    return joints[:, idx], gt_lsp14[:, :13]
+
+
+def evaluate_j_initial(net, loader, labels, k, device) -> float:
+    """-> J_initial MPJPE (mm, LSP joints, missing joints at the root) over the loader."""
+    errs = []
+    net.eval()
+    with torch.no_grad():
+        for b in loader:
+            out = net(b["image"].to(device))
+            j, obs, _ = j_initial(out, labels.to(device), k)
+            errs.append(mpjpe(*as_lsp(fill_missing_with_root(j, obs).cpu(), b["joints3d"])))
+    net.train()
+    return float(torch.cat(errs).mean()) if errs else float("nan")
+
+
+def run_train_dmp(rp, data_dir: Path, uv_dir: Path, body_dir: Path, out: Path, ckpt_root: Path, log=print) -> None:
+    sec = rp.section
+    device = pick_device(rp.run.device)
+    seed_everything(rp.run.seed)
+    k = sec.joints
+    from uvhmr.body.model import load_body_model
+    faces = load_body_model(body_dir).faces.numpy()
+    labels = load_uv_assets(uv_dir, faces).auv(k, UV_RES)
+
+    train_ds = SampleDataset(data_dir, joints=k, augment=Augment(), occlusion=sec.synthetic_occlusion, seed=rp.run.seed)
+    val_ds = SampleDataset(data_dir, joints=k, augment=None, occlusion=sec.synthetic_occlusion, seed=rp.run.seed)
+    n = len(train_ds)
+    n_val = int(round(n * sec.val_fraction))
+    train_idx, val_idx = list(range(n - n_val)), list(range(n - n_val, n))
+    val_loader = DataLoader(Subset(val_ds, val_idx), batch_size=sec.batch_size) if n_val else None
+    # The mean pose of the training targets: the floor J_initial must beat.
+    mean_pose = torch.stack([val_ds[i]["joints3d"] for i in train_idx[: min(len(train_idx), 500)]]).mean(0)
+    mean_mpjpe = float(mpjpe(mean_pose[None].expand(len(val_idx), -1, -1)[:, :14],
+                             torch.stack([val_ds[i]["joints3d"] for i in val_idx])).mean()) if n_val else float("nan")
+
+    net = DMPNet(sec.backbone, sec.out_stride, pretrained=sec.pretrained).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=sec.lr)
+    key = hash_inputs({"section": _plain(sec), "run": _plain(rp.run)}, [data_dir, uv_dir])
+    ckpt = checkpoint_dir(ckpt_root, "train_dmp", rp.variant, key)
+    log(f"train_dmp {rp.variant}: {len(train_idx)} train / {len(val_idx)} val images of {train_ds.size} px, "
+        f"{sec.backbone}, {sec.epochs} epochs on {device}; checkpoints in {ckpt}")
+
+    def run_epoch(epoch: int) -> dict:
+        train_ds.set_epoch(epoch)
+        g = torch.Generator().manual_seed(rp.run.seed * 1000 + epoch)
+        loader = DataLoader(Subset(train_ds, train_idx), batch_size=sec.batch_size, shuffle=True, generator=g, drop_last=False)
+        sums, count, t0 = {}, 0, time.time()
+        bar = tqdm(loader, desc=f"train_dmp {rp.variant} epoch {epoch + 1}/{sec.epochs}", leave=False, mininterval=2)
+        for step, b in enumerate(bar):
+            b = {kk: v.to(device) if torch.is_tensor(v) else v for kk, v in b.items()}
+            terms = dmp_losses(net(b["image"]), targets(b), sec)
+            check_finite(terms["total"], epoch, step, ckpt)
+            opt.zero_grad()
+            terms["total"].backward()
+            opt.step()
+            bs = b["image"].shape[0]
+            count += bs
+            for kk, v in terms.items():
+                sums[kk] = sums.get(kk, 0.0) + v.item() * bs
+            bar.set_postfix(loss=f"{sums['total'] / count:.4f}")
+        secs = time.time() - t0
+        row = {f"loss_{kk}": v / count for kk, v in sums.items()}
+        row.update(images_per_s=count / secs, seconds=secs)
+        if val_loader is not None:
+            row["val_j_initial_mpjpe_mm"] = evaluate_j_initial(net, val_loader, labels, k, device)
+            row["val_mean_pose_mpjpe_mm"] = mean_mpjpe
+            row["val_ratio_to_mean_pose"] = row["val_j_initial_mpjpe_mm"] / mean_mpjpe
+        return row
+
+    history = train_epochs(net, opt, sec.epochs, run_epoch, ckpt, out.with_suffix(".csv"), log=log)
+    blob = {"state_dict": net.cpu().state_dict(),
+            "config": {"backbone": sec.backbone, "out_stride": sec.out_stride, "joints": k,
+                       "image_size": train_ds.size, "variant": rp.variant},
+            "history": history}
+    save_with(out, lambda p: torch.save(blob, p))
+    log(f"wrote {out}")
+
+
+def _plain(obj):
+    from uvhmr.config import to_dict
+    return to_dict(obj)
