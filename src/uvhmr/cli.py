@@ -118,7 +118,15 @@ def cmd_train_hmr(a) -> None:
     run_train_hmr(rp, Path(a.data), Path(a.body), Path(a.out), _checkpoints_root(a.params), log=log.info)
 
 
-IMPLEMENTED = {"train-hmr": cmd_train_hmr, "uv-assets": cmd_uv_assets, "mocap": cmd_mocap, "dataset": cmd_dataset, "train-dmp": cmd_train_dmp,
+def cmd_train_ik(a) -> None:
+    rp = load_rule_params(a.params)
+    _threads_and_seed(rp)
+    from uvhmr.train.ik import run_train_ik
+    run_train_ik(rp, Path(a.mocap), Path(a.dmp_cache), Path(a.data), Path(a.body), Path(a.out),
+                 _checkpoints_root(a.params), log=log.info)
+
+
+IMPLEMENTED = {"train-ik": cmd_train_ik, "train-hmr": cmd_train_hmr, "uv-assets": cmd_uv_assets, "mocap": cmd_mocap, "dataset": cmd_dataset, "train-dmp": cmd_train_dmp,
                "dmp-cache": cmd_dmp_cache}
 
 
@@ -150,7 +158,8 @@ RULE_COMMANDS = [
      [("--model", "DMP model"), ("--train-data", "stage2_train split"), ("--test-data", "test split"),
       ("--uv", "uv_assets folder"), ("--out", "cache folder")]),
     ("train-ik", "train JointRefineNet + GIK-Net (one variant, every seed)", 7,
-     [("--mocap", "mocap folder"), ("--dmp-cache", "DMP cache"), ("--body", "body-model export"),
+     [("--mocap", "mocap folder"), ("--dmp-cache", "DMP cache"), ("--data", "stage2_train split (ground truth of the DMP cache)"),
+      ("--body", "body-model export"),
       ("--uv", "uv_assets folder"), ("--out", "model folder")]),
     ("ik-cache", "J_refine, the posed mesh's UV_l and UV_j on stage2_train and test", 7,
      [("--model", "IK model folder"), ("--dmp-cache", "DMP cache"), ("--body", "body-model export"),

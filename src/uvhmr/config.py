@@ -193,6 +193,15 @@ class IkTrainParams(TrainParams):
     gaussian_noise: bool = True
     noise_sigma: float = num(0.03, lo=0.0, doc="metres per coordinate; the paper does not give it")
     random_zero: float = num(0.3, lo=0.0, hi=1.0, doc="fraction of joints zeroed")
+    steps_per_epoch: int = num(100, lo=1)
+    dmp_fraction: float = num(0.5, lo=0.0, hi=1.0, doc="share of each batch from DMP's J_initial on stage2_train")
+    mesh_batch: int = num(64, lo=1, doc="samples per batch posed through the body model for l_ji, l_vi")
+    vertex_subset: int = num(1000, lo=10, doc="vertices in l_vi (every n-th vertex, for the CPU budget)")
+    w_refine: float = num(1.0, lo=0.0)
+    w_theta: float = num(1.0, lo=0.0)
+    w_beta: float = num(0.1, lo=0.0)
+    w_joints: float = num(1.0, lo=0.0)
+    w_vertices: float = num(1.0, lo=0.0)
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,7 @@ rule train_ik:
         params=L.params("train_ik", "{ik}"),
         mocap=L.mocap,
         dmp_cache=L.dmp_cache("dmp14"),
+        data=L.data("stage2_train"),
         body=L.body,
         uv=L.uv,
     output:
@@ -84,7 +85,7 @@ rule train_ik:
         ENV
     shell:
         "uvhmr train-ik --params {input.params:q} --mocap {input.mocap:q} --dmp-cache {input.dmp_cache:q}"
-        " --body {input.body:q} --uv {input.uv:q} --out {output:q} --log {log:q}"
+        " --data {input.data:q} --body {input.body:q} --uv {input.uv:q} --out {output:q} --log {log:q}"
 
 
 rule ik_cache:
