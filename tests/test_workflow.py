@@ -76,10 +76,9 @@ def test_cli_help_lists_every_rule_subcommand():
 
 
 def test_unimplemented_rule_says_so(tmp_path):
-    r = subprocess.run([str(BIN / "uvhmr"), "report", "--params", "x.json", "--out", str(tmp_path / "m")],
-                       capture_output=True, text=True)
+    r = subprocess.run([str(BIN / "uvhmr"), "predict", str(tmp_path / "photo.jpg")], capture_output=True, text=True)
     assert r.returncode == 3
-    assert "not implemented yet (issue #9)" in r.stderr
+    assert "not implemented yet (issue #11)" in r.stderr
 
 
 def test_every_rule_declares_threads_resources_log_benchmark():

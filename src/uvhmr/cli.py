@@ -126,7 +126,37 @@ def cmd_train_ik(a) -> None:
                  _checkpoints_root(a.params), log=log.info)
 
 
-IMPLEMENTED = {"train-ik": cmd_train_ik, "train-hmr": cmd_train_hmr, "uv-assets": cmd_uv_assets, "mocap": cmd_mocap, "dataset": cmd_dataset, "train-dmp": cmd_train_dmp,
+def cmd_ik_cache(a) -> None:
+    rp = load_rule_params(a.params)
+    _threads_and_seed(rp)
+    from uvhmr.cache.ik import run_ik_cache
+    run_ik_cache(rp, Path(a.model), Path(a.dmp_cache), Path(a.body), Path(a.uv), Path(a.out), log=log.info)
+
+
+def cmd_train_uvi(a) -> None:
+    rp = load_rule_params(a.params)
+    _threads_and_seed(rp)
+    from uvhmr.train.uvi import run_train_uvi
+    run_train_uvi(rp, Path(a.dmp_cache), Path(a.ik_cache), Path(a.data), Path(a.uv), Path(a.body), Path(a.out),
+                  _checkpoints_root(a.params), log=log.info)
+
+
+def cmd_evaluate(a) -> None:
+    rp = load_rule_params(a.params)
+    _threads_and_seed(rp)
+    from uvhmr.evaluate.run import run_evaluate, target_kind
+    inputs = {k: getattr(a, k) for k in ("data", "uv", "body", "model", "dmp_cache", "ik_cache", "mocap")
+              if getattr(a, k) is not None}
+    run_evaluate(rp, a.target, target_kind(a.target), inputs, Path(a.out), log=log.info)
+
+
+def cmd_report(a) -> None:
+    rp = load_rule_params(a.params)
+    from uvhmr.report.tables import run_report
+    run_report(rp, Path(a.metrics), Path(a.out), log=log.info)
+
+
+IMPLEMENTED = {"report": cmd_report, "evaluate": cmd_evaluate, "train-uvi": cmd_train_uvi, "ik-cache": cmd_ik_cache, "train-ik": cmd_train_ik, "train-hmr": cmd_train_hmr, "uv-assets": cmd_uv_assets, "mocap": cmd_mocap, "dataset": cmd_dataset, "train-dmp": cmd_train_dmp,
                "dmp-cache": cmd_dmp_cache}
 
 

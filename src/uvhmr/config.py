@@ -209,6 +209,11 @@ class UviTrainParams(TrainParams):
     use_ik: bool = True
     use_dmp: bool = True
     dismag_weight: float = num(1.0, lo=0.0)
+    width: int = num(32, lo=8, doc="UNet channels at 64x64 (doubling at each of 3 levels)")
+    w_maps: float = num(1.0, lo=0.0)
+    w_joints3d: float = num(1.0, lo=0.0)
+    w_joints2d: float = num(0.1, lo=0.0)
+    w_consistency: float = num(0.1, lo=0.0)
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ def evaluate_inputs(lay: Layout, params: Params, target: str) -> dict[str, str]:
     if target in v.train_dmp:
         own = {"model": lay.dmp_model(target), "dmp_cache": lay.dmp_cache(target)}
     elif target in v.train_ik:
-        own = {"model": lay.ik_model(target), "ik_cache": lay.ik_cache(target)}
+        own = {"model": lay.ik_model(target), "dmp_cache": lay.dmp_cache(STAGE2_DMP), "ik_cache": lay.ik_cache(target)}
     elif target in v.train_uvi:
         own = {"model": lay.uvi_model(target), "dmp_cache": lay.dmp_cache(STAGE2_DMP), "ik_cache": lay.ik_cache(STAGE2_IK)}
     elif target == "hmr":

@@ -1,0 +1,94 @@
+"""ik_cache: run a trained IK variant (its first seed) on DMP's J_initial of stage2_train and test.
+
+Output folder, one subfolder per split, arrays memory-mappable:
+  j_refine.npy  (N, 14, 3) float32    JointRefineNet's joints (camera frame, mid-hip-relative, m)
+  gik_joints.npy(N, 14, 3) float32    the GIK-Net mesh's LSP joints (same frame)
+  pose.npy      (N, J, 3) float32     GIK-Net's pose (axis-angle, root in the camera frame)
+  shape.npy     (N, S) float32
+  uv_l.npy      (N, 3, 64, 64) float16  the posed mesh as a UV location map
+  uv_j.npy      (N, 3, 64, 64) float16  J_refine distributed over A_uv-14
+  index.npy     (N,) int64              the dataset sample each row comes from
+  meta.json
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import roma
+import torch
+from tqdm import tqdm
+
+from uvhmr.cache.dmp import DmpCache
+from uvhmr.io import atomic_dir
+from uvhmr.train.dmp import UV_RES
+from uvhmr.train.ik import load_ik, pose_mesh
+from uvhmr.train.trainer import pick_device
+from uvhmr.uv.assets import load_uv_assets
+from uvhmr.uv.gt import distribute_joints
+
+ARRAYS = ("j_refine", "gik_joints", "pose", "shape", "uv_l", "uv_j", "index")
+
+
+def first_seed_model(model_dir: Path) -> Path:
+    files = sorted(Path(model_dir).glob("seed*.pt"), key=lambda p: int(p.stem[4:]))
+    if not files:
+        raise FileNotFoundError(f"{model_dir}: no seed*.pt IK model; run the workflow's train_ik rule first")
+    return files[0]
+
+
+def run_ik_cache(rp, model_dir: Path, dmp_cache_dir: Path, body_dir: Path, uv_dir: Path, out_dir: Path, log=print) -> None:
+    from uvhmr.body.model import load_body_model
+    device = pick_device(rp.run.device)
+    body = load_body_model(body_dir).to(device)
+    net, cfg = load_ik(first_seed_model(model_dir), device)
+    uv = load_uv_assets(uv_dir, body.faces.cpu().numpy())
+    sampler, labels = uv.sampler(UV_RES).to(device), uv.auv(14, UV_RES).to(device)
+    with atomic_dir(out_dir) as tmp:
+        for split in ("stage2_train", "test"):
+            cache = DmpCache(dmp_cache_dir, split)
+            n = len(cache)
+            d = tmp / split
+            d.mkdir()
+            shapes = {"j_refine": ((n, 14, 3), np.float32), "gik_joints": ((n, 14, 3), np.float32),
+                      "pose": ((n, body.num_joints, 3), np.float32), "shape": ((n, len(body.shape_labels)), np.float32),
+                      "uv_l": ((n, 3, UV_RES, UV_RES), np.float16), "uv_j": ((n, 3, UV_RES, UV_RES), np.float16),
+                      "index": ((n,), np.int64)}
+            arr = {k: np.lib.format.open_memmap(d / f"{k}.npy", mode="w+", dtype=dt, shape=sh) for k, (sh, dt) in shapes.items()}
+            bs = rp.section.batch_size
+            with torch.no_grad():
+                for a in tqdm(range(0, n, bs), desc=f"ik_cache {rp.variant or cfg['variant']} {split}", leave=False, mininterval=2):
+                    sl = slice(a, min(n, a + bs))
+                    ji = torch.as_tensor(np.array(cache.arrays["j_initial"][sl])).to(device)
+                    obs = torch.as_tensor(np.array(cache.arrays["observed"][sl])).to(device)
+                    out = net(ji, obs)
+                    verts, joints = pose_mesh(body, out["rotmats"], out["shape"])
+                    arr["j_refine"][sl] = out["j_refine"].cpu().numpy()
+                    arr["gik_joints"][sl] = joints.cpu().numpy()
+                    arr["pose"][sl] = roma.rotmat_to_rotvec(out["rotmats"]).cpu().numpy()
+                    arr["shape"][sl] = out["shape"].cpu().numpy()
+                    arr["uv_l"][sl] = sampler.from_vertices(verts).cpu().numpy().astype(np.float16)
+                    arr["uv_j"][sl] = distribute_joints(out["j_refine"], labels).cpu().numpy().astype(np.float16)
+                    arr["index"][sl] = np.asarray(cache.arrays["index"][sl])
+            for v in arr.values():
+                v.flush()
+            del arr
+            (d / "meta.json").write_text(json.dumps({"variant": cfg["variant"], "seed": cfg["seed"], "samples": n,
+                                                     "uv_res": UV_RES, "dmp_cache": str(dmp_cache_dir)}, indent=2) + "\n")
+            log(f"ik_cache {cfg['variant']} {split}: {n} samples")
+
+
+class IkCache:
+    """One split of an ik_cache folder, memory-mapped."""
+
+    def __init__(self, directory: str | Path, split: str):
+        self.dir = Path(directory) / split
+        f = self.dir / "meta.json"
+        if not f.is_file():
+            raise FileNotFoundError(f"{f}: no IK cache here; run the workflow's ik_cache rule first")
+        self.meta = json.loads(f.read_text())
+        self.arrays = {k: np.load(self.dir / f"{k}.npy", mmap_mode="r") for k in ARRAYS}
+
+    def __len__(self) -> int:
+        return int(self.meta["samples"])

@@ -1,0 +1,282 @@
+"""evaluate: score one target (a Table 4 variant, a baseline, a floor or an oracle row) on the
+fixed test split. One JSON per target with summary metrics and the per-sample errors (for the
+report's paired bootstrap).
+
+All errors in mm on LSP-14, root = mid-hips (DESIGN §7); PA = per-sample similarity Procrustes;
+"visible" = Table 4's Nonoccluded: Procrustes on all joints, error over visible joints only.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import roma
+import torch
+
+from uvhmr.body.joints import SMPL24_TO_LSP14
+from uvhmr.cache.dmp import DmpCache
+from uvhmr.cache.ik import IkCache
+from uvhmr.data.dataset import SampleDataset
+from uvhmr.evaluate import metrics as M
+from uvhmr.io import write_json
+from uvhmr.train.trainer import pick_device
+from uvhmr.uv.gt import root_of
+
+
+def _gt(data_dir: Path, index: np.ndarray, body, seed: int) -> dict:
+    """Ground truth of test samples `index` (dataset order): LSP joints, 24 joints, visibility,
+    vertices (camera frame, mid-hip-relative)."""
+    ds = SampleDataset(data_dir, joints=14, augment=None, occlusion=True, seed=seed)
+    items = [ds[int(i)] for i in index]
+    pose = torch.stack([it["pose"] for it in items]).float()
+    rot = roma.rotvec_to_rotmat(pose)
+    rot[:, 0] = torch.stack([it["R"] for it in items]).float() @ rot[:, 0]
+    with torch.no_grad():
+        verts = []
+        for a in range(0, len(items), 64):
+            out = body(roma.rotmat_to_rotvec(rot[a:a + 64]), torch.stack([it["shape"] for it in items[a:a + 64]]).float())
+            verts.append(out.vertices - root_of(out.lsp14))
+    return {"joints": torch.stack([it["joints3d"] for it in items]),
+            "joints24": torch.stack([it["joints3d_24"] for it in items]),
+            "visible": torch.stack([it["visible"] for it in items]).bool(),
+            "vertices": torch.cat(verts), "items": items}
+
+
+def joint_metrics(pred: torch.Tensor, gt: dict, prefix: str = "") -> dict:
+    """Per-sample MPJPE, PA-MPJPE and their visible-only versions, plus per-joint MPJPE."""
+    return {f"{prefix}mpjpe": M.mpjpe(pred, gt["joints"]), f"{prefix}pa_mpjpe": M.pa_mpjpe(pred, gt["joints"]),
+            f"{prefix}mpjpe_visible": M.mpjpe(pred, gt["joints"], visible=gt["visible"]),
+            f"{prefix}pa_mpjpe_visible": M.pa_mpjpe(pred, gt["joints"], visible=gt["visible"])}
+
+
+def mesh_metrics(verts: torch.Tensor, joints: torch.Tensor, gt: dict, prefix: str = "") -> dict:
+    return {f"{prefix}mpve": M.mpve(verts, gt["vertices"], joints, gt["joints"])}
+
+
+def _summarize(per_sample: dict) -> dict:
+    return {k: M.summarize(v) for k, v in per_sample.items()}
+
+
+def _per_joint(pred, gt) -> dict:
+    e = M.per_joint_error(pred, gt["joints"]) * 1000
+    return dict(zip(M.LSP14_NAMES, e.mean(0).tolist()))
+
+
+def evaluate_target(target: str, kind: str, inputs: dict, rp, log=print) -> dict:
+    from uvhmr.body.model import load_body_model
+    device = pick_device(rp.run.device)
+    body = load_body_model(inputs["body"])
+    result = {"target": target, "kind": kind, "profile": rp.profile}
+    per_seed = []
+
+    if kind == "dmp":
+        cache = DmpCache(inputs["dmp_cache"], "test")
+        index = np.asarray(cache.arrays["index"])
+        gt = _gt(inputs["data"], index, body, rp.run.seed)
+        j = torch.as_tensor(np.array(cache.arrays["j_initial"]))
+        obs = torch.as_tensor(np.array(cache.arrays["observed"]))
+        j = j * obs[..., None]                                  # a joint never observed sits at the root
+        if j.shape[1] == 24:
+            idx = list(SMPL24_TO_LSP14[:13])
+            sub = {"joints": gt["joints"][:, :13], "visible": gt["visible"][:, :13]}
+            ps = joint_metrics(j[:, idx], sub)
+            ps.update({f"all24_{k}": v for k, v in {"mpjpe": M.mpjpe(j, gt["joints24"], hips=(2, 1))}.items()})
+        else:
+            ps = joint_metrics(j, gt)
+            result["per_joint_mpjpe_mm"] = _per_joint(j, gt)
+        ps["observed_fraction"] = obs.float().mean(1)
+        per_seed.append(ps)
+    elif kind == "ik":
+        cache = IkCache(inputs["ik_cache"], "test")
+        index = np.asarray(cache.arrays["index"])
+        gt = _gt(inputs["data"], index, body, rp.run.seed)
+        per_seed += _ik_seeds(Path(inputs["model"]), Path(inputs["dmp_cache"]), body, gt, device)
+    elif kind == "uvi":
+        per_seed += _uvi_seeds(inputs, body, rp, device)
+        index = np.asarray(DmpCache(inputs["dmp_cache"], "test").arrays["index"])
+    elif kind == "hmr":
+        per_seed.append(_hmr(inputs, body, rp, device))
+    elif kind == "mean_pose":
+        per_seed.append(_mean_pose(inputs, body, rp))
+    elif kind == "iterative_ik":
+        per_seed.append(_iterative_ik(inputs, body, rp, device, log))
+    elif kind == "oracle_ik":
+        per_seed += _oracle_ik(inputs, body, rp, device)
+    elif kind == "oracle_uvi":
+        per_seed += _oracle_uvi(inputs, body, rp, device)
+    else:
+        raise ValueError(f"unknown evaluation kind {kind!r} for target {target!r}")
+
+    result["seeds"] = [_summarize(ps) for ps in per_seed]
+    first = per_seed[0]
+    result["n"] = int(len(next(iter(first.values()))))
+    result["metrics"] = {k: float(np.mean([s[k]["mean"] for s in result["seeds"]])) for k in result["seeds"][0]}
+    if len(per_seed) > 1:
+        result["metrics_std_over_seeds"] = {k: float(np.std([s[k]["mean"] for s in result["seeds"]])) for k in result["seeds"][0]}
+    result["per_sample"] = {k: [None if not np.isfinite(x) else round(float(x), 3) for x in v.tolist()] for k, v in first.items()}
+    return result
+
+
+def _dmp_test(dmp_dir) -> tuple[torch.Tensor, torch.Tensor]:
+    c = DmpCache(dmp_dir, "test")
+    return torch.as_tensor(np.array(c.arrays["j_initial"])), torch.as_tensor(np.array(c.arrays["observed"]))
+
+
+def _ik_seeds(model_dir: Path, dmp_dir: Path, body, gt, device) -> list[dict]:
+    from uvhmr.train.ik import load_ik, pose_mesh
+    ji, obs = _dmp_test(dmp_dir)
+    out = []
+    for f in sorted(model_dir.glob("seed*.pt")):
+        net, _ = load_ik(f, device)
+        with torch.no_grad():
+            o = net(ji.to(device), obs.to(device))
+            verts, joints = pose_mesh(body.to(device), o["rotmats"], o["shape"])
+        ps = joint_metrics(o["j_refine"].cpu(), gt)
+        ps.update(joint_metrics(joints.cpu(), gt, prefix="mesh_"))
+        ps.update(mesh_metrics(verts.cpu(), joints.cpu(), gt, prefix="mesh_"))
+        out.append(ps)
+    return out
+
+
+def _uvi_seeds(inputs, body, rp, device) -> list[dict]:
+    from uvhmr.train.uvi import OUT_RES, infer, load_uvi, uvi_inputs
+    from uvhmr.uv.assets import load_uv_assets
+    dmp, ik = DmpCache(inputs["dmp_cache"], "test"), IkCache(inputs["ik_cache"], "test")
+    gt = _gt(inputs["data"], np.asarray(dmp.arrays["index"]), body, rp.run.seed)
+    uv = load_uv_assets(inputs["uv"], body.faces.numpy())
+    sampler, labels = uv.sampler(OUT_RES), uv.auv(14, OUT_RES)
+    out = []
+    for f in sorted(Path(inputs["model"]).glob("seed*.pt")):
+        net, cfg = load_uvi(f, device)
+        x, cam = uvi_inputs(dmp, ik, np.arange(len(dmp)), cfg["use_dmp"], cfg["use_ik"])
+        with torch.no_grad():
+            o = net(x.to(device), cam.to(device))
+            joints, verts = infer(o, sampler.to(device), labels.to(device))
+        ps = joint_metrics(joints.cpu(), gt)
+        ps.update(mesh_metrics(verts.cpu(), joints.cpu(), gt))
+        out.append(ps)
+    return out
+
+
+def _hmr(inputs, body, rp, device) -> dict:
+    from uvhmr.train.hmr import load_hmr, posed_joints
+    import roma as _r
+    ds = SampleDataset(inputs["data"], joints=14, augment=None, occlusion=True, seed=rp.run.seed)
+    index = np.arange(len(ds))
+    gt = _gt(inputs["data"], index, body, rp.run.seed)
+    net, _ = load_hmr(inputs["model"], body, device)
+    with torch.no_grad():
+        images = torch.stack([it["image"] for it in gt["items"]])
+        p = net(images.to(device))
+        out = body(_r.rotmat_to_rotvec(p["rotmats"]).cpu(), p["shape"].cpu())
+        root = root_of(out.lsp14)
+    ps = joint_metrics(out.lsp14 - root, gt)
+    ps.update(mesh_metrics(out.vertices - root, out.lsp14 - root, gt))
+    return ps
+
+
+def _mean_pose(inputs, body, rp) -> dict:
+    from uvhmr.data.mocap import open_mocap
+    from uvhmr.data.orientation import OrientationSampler, rotate_points
+    from uvhmr.data.scene import canonical_rotation
+    m = open_mocap(inputs["mocap"], "train")
+    n = min(len(m), 5000)
+    b = m.batch(np.arange(n))
+    rv = OrientationSampler(up_axis=body.up_axis).sample(n, rp.run.seed)
+    C = torch.as_tensor(canonical_rotation(body.up_axis), dtype=torch.float32)
+    mean = (rotate_points(b["lsp14"].float(), rv) @ C.T).mean(0)
+    ds = SampleDataset(inputs["data"], joints=14, augment=None, occlusion=True, seed=rp.run.seed)
+    gt = _gt(inputs["data"], np.arange(len(ds)), body, rp.run.seed)
+    return joint_metrics(mean[None].expand(len(ds), -1, -1), gt)
+
+
+def _iterative_ik(inputs, body, rp, device, log, iterations: int = 50) -> dict:
+    """Fit pose and shape through the body model to DMP's observed J_initial joints (Adam)."""
+    ji, obs = _dmp_test(inputs["dmp_cache"])
+    c = DmpCache(inputs["dmp_cache"], "test")
+    gt = _gt(inputs["data"], np.asarray(c.arrays["index"]), body, rp.run.seed)
+    n = len(ji)
+    pose = torch.zeros(n, body.num_joints, 3, requires_grad=True)
+    shape = body.mean_shape()[None].repeat(n, 1).requires_grad_(True)
+    opt = torch.optim.Adam([pose, shape], lr=0.05)
+    w = obs.float()[..., None]
+    for _ in range(iterations):
+        out = body(pose, shape)
+        j = out.lsp14 - root_of(out.lsp14)
+        loss = ((j - ji).abs() * w).sum() / w.sum().clamp(min=1) + 1e-3 * pose.square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        out = body(pose, shape)
+        root = root_of(out.lsp14)
+    ps = joint_metrics(out.lsp14 - root, gt)
+    ps.update(mesh_metrics(out.vertices - root, out.lsp14 - root, gt))
+    return ps
+
+
+def _oracle_ik(inputs, body, rp, device) -> list[dict]:
+    """IK fed ground-truth joints with 30 % of them zeroed."""
+    from uvhmr.train.ik import load_ik, pose_mesh
+    ds = SampleDataset(inputs["data"], joints=14, augment=None, occlusion=True, seed=rp.run.seed)
+    gt = _gt(inputs["data"], np.arange(len(ds)), body, rp.run.seed)
+    g = torch.Generator().manual_seed(rp.run.seed)
+    obs = torch.rand(gt["joints"].shape[:2], generator=g) >= 0.3
+    out = []
+    for f in sorted(Path(inputs["model"]).glob("seed*.pt")):
+        net, _ = load_ik(f, device)
+        with torch.no_grad():
+            o = net((gt["joints"] * obs[..., None]).to(device), obs.to(device))
+            verts, joints = pose_mesh(body, o["rotmats"], o["shape"])
+        ps = joint_metrics(o["j_refine"].cpu(), gt)
+        ps.update(joint_metrics(joints.cpu(), gt, prefix="mesh_"))
+        ps.update(mesh_metrics(verts.cpu(), joints.cpu(), gt, prefix="mesh_"))
+        out.append(ps)
+    return out
+
+
+def _oracle_uvi(inputs, body, rp, device) -> list[dict]:
+    """UVI fed ground truth: the true M_j, M_l, M_d warped into UV through the true IUV (no image
+    features), and the true mesh and joints in place of IK's."""
+    from uvhmr.train.dmp import UV_RES
+    from uvhmr.train.uvi import OUT_RES, infer, load_uvi
+    from uvhmr.uv.assets import load_uv_assets
+    from uvhmr.uv.gt import gt_uv_maps
+    from uvhmr.uv.texels import iuv_to_uv
+    ds = SampleDataset(inputs["data"], joints=14, augment=None, occlusion=True, seed=rp.run.seed)
+    gt = _gt(inputs["data"], np.arange(len(ds)), body, rp.run.seed)
+    items = gt["items"]
+    uv = load_uv_assets(inputs["uv"], body.faces.numpy())
+    s64, l64 = uv.sampler(UV_RES), uv.auv(14, UV_RES)
+    maps = torch.stack([torch.cat([it["M_j"], it["M_l"], it["M_d"]]) for it in items])
+    iuv = torch.stack([it["iuv"] for it in items])
+    warped, count = iuv_to_uv(maps, iuv, UV_RES)
+    l, j, d = gt_uv_maps(s64, l64, gt["vertices"], gt["joints"], torch.zeros(len(items), 1, 3))
+    cam = torch.stack([it["cam_wp"] for it in items])
+    sampler, labels = uv.sampler(OUT_RES), uv.auv(14, OUT_RES)
+    out = []
+    for f in sorted(Path(inputs["model"]).glob("seed*.pt")):
+        net, cfg = load_uvi(f, device)
+        feat = torch.zeros(len(items), cfg["in_channels"] - 19, UV_RES, UV_RES)
+        x = torch.cat([feat, warped, (count > 0).float(), l, j, d], 1)
+        with torch.no_grad():
+            o = net(x.to(device), cam.to(device))
+            joints, verts = infer(o, sampler.to(device), labels.to(device))
+        ps = joint_metrics(joints.cpu(), gt)
+        ps.update(mesh_metrics(verts.cpu(), joints.cpu(), gt))
+        out.append(ps)
+    return out
+
+
+def target_kind(target: str) -> str:
+    for prefix in ("dmp", "ik", "uvi"):
+        if target.startswith(prefix) and target[len(prefix):len(prefix) + 2].isdigit():
+            return prefix
+    return target
+
+
+def run_evaluate(rp, target: str, kind: str, inputs: dict, out: Path, log=print) -> None:
+    result = evaluate_target(target, kind, inputs, rp, log)
+    write_json(out, result)
+    m = result["metrics"]
+    log(f"{target}: " + ", ".join(f"{k} {v:.1f}" for k, v in m.items() if "mpjpe" in k or "mpve" in k))

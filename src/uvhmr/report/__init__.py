@@ -1,0 +1,1 @@
+"""The report rule: the paper's tables regenerated from the metrics JSONs (tables.py)."""
