@@ -28,7 +28,9 @@ def test_repository_params_are_valid_for_every_profile():
     default = parse_params(copy.deepcopy(RAW), "default")
     # The profile block overrides the base, key by key.
     assert smoke.rules.dataset.image_size == RAW["profiles"]["smoke"]["dataset"]["image_size"]
-    assert default.rules.dataset.image_size == RAW["base"]["dataset"]["image_size"]
+    default_block = (RAW["profiles"].get("default") or {}).get("dataset", {})
+    assert default.rules.dataset.image_size == default_block.get("image_size", RAW["base"]["dataset"]["image_size"])
+    assert default.rules.dataset.n_test == RAW["base"]["dataset"]["n_test"]     # not overridden: the base
     assert smoke.rules.dataset.resources == default.rules.dataset.resources
 
 
