@@ -115,3 +115,15 @@ def test_unknown_profile_on_the_command_line(workflow_copy):
 def test_load_params_names_a_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_body_model_parameters_do_not_depend_on_the_profile(tmp_path):
+    """resources/body is shared: switching profiles must not rewrite its parameter file (which
+    would rebuild the body model for a minute)."""
+    lay = Layout("smoke", "anny")
+    resolve(parse_params(copy.deepcopy(RAW), "smoke"), tmp_path)
+    first = (tmp_path / lay.params("body_model")).read_text()
+    for prof in ("default", "paper"):
+        written = resolve(parse_params(copy.deepcopy(RAW), prof), tmp_path)
+        assert str(tmp_path / lay.params("body_model")) not in written
+    assert (tmp_path / lay.params("body_model")).read_text() == first

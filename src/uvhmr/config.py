@@ -432,12 +432,13 @@ class RuleParams:
 
 def rule_params(params: Params, rule: str, variant: Optional[str] = None) -> RuleParams:
     if rule == "body_model":
-        section = params.body_model
-    else:
-        section = getattr(params.rules, rule)
-        if variant is not None:
-            over = getattr(params.variants, rule)[variant]
-            section = _build(type(section), _merge(to_dict(section), over), f"variants.{rule}.{variant}", params.source)
+        # Shared by every profile (resources/body/): nothing profile-specific may enter its
+        # parameters, or switching profiles would rebuild the body model.
+        return RuleParams("*", rule, None, RunParams(), params.body_model, params.body_model)
+    section = getattr(params.rules, rule)
+    if variant is not None:
+        over = getattr(params.variants, rule)[variant]
+        section = _build(type(section), _merge(to_dict(section), over), f"variants.{rule}.{variant}", params.source)
     return RuleParams(params.profile, rule, variant, params.rules.run, params.body_model, section)
 
 

@@ -90,7 +90,7 @@ def evaluate_target(target: str, kind: str, inputs: dict, rp, log=print) -> dict
         cache = IkCache(inputs["ik_cache"], "test")
         index = np.asarray(cache.arrays["index"])
         gt = _gt(inputs["data"], index, body, rp.run.seed)
-        per_seed += _ik_seeds(Path(inputs["model"]), Path(inputs["dmp_cache"]), body, gt, device)
+        per_seed += _ik_seeds(inputs["model"], *_dmp_test(inputs["dmp_cache"]), body, gt, device)
     elif kind == "uvi":
         per_seed += _uvi_seeds(inputs, body, rp, device)
         index = np.asarray(DmpCache(inputs["dmp_cache"], "test").arrays["index"])
@@ -122,14 +122,15 @@ def _dmp_test(dmp_dir) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.as_tensor(np.array(c.arrays["j_initial"])), torch.as_tensor(np.array(c.arrays["observed"]))
 
 
-def _ik_seeds(model_dir: Path, dmp_dir: Path, body, gt, device) -> list[dict]:
+def _ik_seeds(model_dir: Path, j_in: torch.Tensor, observed: torch.Tensor, body, gt, device) -> list[dict]:
+    """Every seed of an IK variant fed (J, 14, 3) joints with an observed mask: J_refine's joint
+    metrics, and the GIK-Net mesh's joint and vertex metrics (prefix mesh_)."""
     from uvhmr.train.ik import load_ik, pose_mesh
-    ji, obs = _dmp_test(dmp_dir)
     out = []
-    for f in sorted(model_dir.glob("seed*.pt")):
+    for f in sorted(Path(model_dir).glob("seed*.pt")):
         net, _ = load_ik(f, device)
         with torch.no_grad():
-            o = net(ji.to(device), obs.to(device))
+            o = net(j_in.to(device), observed.to(device))
             verts, joints = pose_mesh(body.to(device), o["rotmats"], o["shape"])
         ps = joint_metrics(o["j_refine"].cpu(), gt)
         ps.update(joint_metrics(joints.cpu(), gt, prefix="mesh_"))
@@ -217,22 +218,11 @@ def _iterative_ik(inputs, body, rp, device, log, iterations: int = 50) -> dict:
 
 def _oracle_ik(inputs, body, rp, device) -> list[dict]:
     """IK fed ground-truth joints with 30 % of them zeroed."""
-    from uvhmr.train.ik import load_ik, pose_mesh
     ds = SampleDataset(inputs["data"], joints=14, augment=None, occlusion=True, seed=rp.run.seed)
     gt = _gt(inputs["data"], np.arange(len(ds)), body, rp.run.seed)
     g = torch.Generator().manual_seed(rp.run.seed)
     obs = torch.rand(gt["joints"].shape[:2], generator=g) >= 0.3
-    out = []
-    for f in sorted(Path(inputs["model"]).glob("seed*.pt")):
-        net, _ = load_ik(f, device)
-        with torch.no_grad():
-            o = net((gt["joints"] * obs[..., None]).to(device), obs.to(device))
-            verts, joints = pose_mesh(body, o["rotmats"], o["shape"])
-        ps = joint_metrics(o["j_refine"].cpu(), gt)
-        ps.update(joint_metrics(joints.cpu(), gt, prefix="mesh_"))
-        ps.update(mesh_metrics(verts.cpu(), joints.cpu(), gt, prefix="mesh_"))
-        out.append(ps)
-    return out
+    return _ik_seeds(inputs["model"], gt["joints"] * obs[..., None], obs, body, gt, device)
 
 
 def _oracle_uvi(inputs, body, rp, device) -> list[dict]:
