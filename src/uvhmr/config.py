@@ -182,6 +182,7 @@ class DmpTrainParams(TrainParams):
     synthetic_occlusion: bool = True
     out_stride: Literal[2, 4] = 2             # decoder output: 1/2 of the input (small inputs), 1/4 at 224 px
     w_mask: float = num(0.2, lo=0.0)          # DecoMR's weights where the paper is silent
+    mask_pos_weight: float = num(5.0, positive=True, doc="BCE weight of body pixels (class balance)")
     w_uv: float = num(1.0, lo=0.0)
     w_maps: float = num(1.0, lo=0.0)
     w_camera: float = num(1.0, lo=0.0)
