@@ -20,7 +20,7 @@ def test_smoke_run_writes_only_inside_its_own_profile(smoke_run):
     d, _, before = smoke_run
     new = {p.relative_to(d).as_posix() for p in d.rglob("*") if ".git" not in p.parts} - before
     allowed = ("results/smoke", "reports/smoke", ".snakemake", "resources")
-    stray = sorted(p for p in new if p != "results" and not any(p == a or p.startswith(a + "/") for a in allowed))
+    stray = sorted(p for p in new if p not in ("results", "reports") and not any(p == a or p.startswith(a + "/") for a in allowed))
     assert stray == []
     assert not (d / "results/default").exists() and not (d / "reports/default").exists()
 
