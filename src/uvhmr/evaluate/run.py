@@ -139,24 +139,31 @@ def _ik_seeds(model_dir: Path, j_in: torch.Tensor, observed: torch.Tensor, body,
     return out
 
 
-def _uvi_seeds(inputs, body, rp, device) -> list[dict]:
-    from uvhmr.train.uvi import OUT_RES, infer, load_uvi, uvi_inputs
-    from uvhmr.uv.assets import load_uv_assets
-    dmp, ik = DmpCache(inputs["dmp_cache"], "test"), IkCache(inputs["ik_cache"], "test")
-    gt = _gt(inputs["data"], np.asarray(dmp.arrays["index"]), body, rp.run.seed)
-    uv = load_uv_assets(inputs["uv"], body.faces.numpy())
-    sampler, labels = uv.sampler(OUT_RES), uv.auv(14, OUT_RES)
+def _uvi_seed_metrics(model_dir, make_inputs, uv, gt, device) -> list[dict]:
+    """Every seed of a UVI variant: `make_inputs(cfg) -> (inputs, camera)` feeds it; its joints
+    (A_uv part means of UV_j) and mesh (UV_l at the vertex UVs) are scored against `gt`."""
+    from uvhmr.train.uvi import OUT_RES, infer, load_uvi
+    sampler, labels = uv.sampler(OUT_RES).to(device), uv.auv(14, OUT_RES).to(device)
     out = []
-    for f in sorted(Path(inputs["model"]).glob("seed*.pt")):
+    for f in sorted(Path(model_dir).glob("seed*.pt")):
         net, cfg = load_uvi(f, device)
-        x, cam = uvi_inputs(dmp, ik, np.arange(len(dmp)), cfg["use_dmp"], cfg["use_ik"])
+        x, cam = make_inputs(cfg)
         with torch.no_grad():
-            o = net(x.to(device), cam.to(device))
-            joints, verts = infer(o, sampler.to(device), labels.to(device))
+            joints, verts = infer(net(x.to(device), cam.to(device)), sampler, labels)
         ps = joint_metrics(joints.cpu(), gt)
         ps.update(mesh_metrics(verts.cpu(), joints.cpu(), gt))
         out.append(ps)
     return out
+
+
+def _uvi_seeds(inputs, body, rp, device) -> list[dict]:
+    from uvhmr.train.uvi import uvi_inputs
+    from uvhmr.uv.assets import load_uv_assets
+    dmp, ik = DmpCache(inputs["dmp_cache"], "test"), IkCache(inputs["ik_cache"], "test")
+    gt = _gt(inputs["data"], np.asarray(dmp.arrays["index"]), body, rp.run.seed)
+    uv = load_uv_assets(inputs["uv"], body.faces.numpy())
+    return _uvi_seed_metrics(inputs["model"], lambda cfg: uvi_inputs(dmp, ik, np.arange(len(dmp)), cfg["use_dmp"], cfg["use_ik"]),
+                             uv, gt, device)
 
 
 def _hmr(inputs, body, rp, device) -> dict:
@@ -229,7 +236,6 @@ def _oracle_uvi(inputs, body, rp, device) -> list[dict]:
     """UVI fed ground truth: the true M_j, M_l, M_d warped into UV through the true IUV (no image
     features), and the true mesh and joints in place of IK's."""
     from uvhmr.train.dmp import UV_RES
-    from uvhmr.train.uvi import OUT_RES, infer, load_uvi
     from uvhmr.uv.assets import load_uv_assets
     from uvhmr.uv.gt import gt_uv_maps
     from uvhmr.uv.texels import iuv_to_uv
@@ -243,19 +249,12 @@ def _oracle_uvi(inputs, body, rp, device) -> list[dict]:
     warped, count = iuv_to_uv(maps, iuv, UV_RES)
     l, j, d = gt_uv_maps(s64, l64, gt["vertices"], gt["joints"], torch.zeros(len(items), 1, 3))
     cam = torch.stack([it["cam_wp"] for it in items])
-    sampler, labels = uv.sampler(OUT_RES), uv.auv(14, OUT_RES)
-    out = []
-    for f in sorted(Path(inputs["model"]).glob("seed*.pt")):
-        net, cfg = load_uvi(f, device)
+
+    def make_inputs(cfg):
         feat = torch.zeros(len(items), cfg["in_channels"] - 19, UV_RES, UV_RES)
-        x = torch.cat([feat, warped, (count > 0).float(), l, j, d], 1)
-        with torch.no_grad():
-            o = net(x.to(device), cam.to(device))
-            joints, verts = infer(o, sampler.to(device), labels.to(device))
-        ps = joint_metrics(joints.cpu(), gt)
-        ps.update(mesh_metrics(verts.cpu(), joints.cpu(), gt))
-        out.append(ps)
-    return out
+        return torch.cat([feat, warped, (count > 0).float(), l, j, d], 1), cam
+
+    return _uvi_seed_metrics(inputs["model"], make_inputs, uv, gt, device)
 
 
 def target_kind(target: str) -> str:
