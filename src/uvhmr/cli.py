@@ -32,6 +32,13 @@ def _setup_logging(log_file: str | None) -> None:
                         handlers=handlers, force=True)
 
 
+def _rule_params(a):
+    """The rule's resolved parameters (--params), with torch's threads and seed set from them."""
+    rp = load_rule_params(a.params)
+    _threads_and_seed(rp)
+    return rp
+
+
 def _threads_and_seed(rp) -> None:
     """torch's thread count follows the rule's declared threads, so a result does not depend
     on the machine (or the Slurm node) a rule runs on."""
@@ -54,8 +61,7 @@ def cmd_resolve_params(a) -> None:
 
 
 def cmd_body_model(a) -> None:
-    rp = load_rule_params(a.params)
-    _threads_and_seed(rp)
+    rp = _rule_params(a)
     bm = rp.body_model
     out = Path(a.out)
     if bm.backend == "anny":
@@ -68,23 +74,20 @@ def cmd_body_model(a) -> None:
 
 
 def cmd_uv_assets(a) -> None:
-    rp = load_rule_params(a.params)
-    _threads_and_seed(rp)
+    rp = _rule_params(a)
     from uvhmr.body.model import load_body_model
     from uvhmr.uv.assets import build_uv_assets
     build_uv_assets(load_body_model(a.body), rp.section, Path(a.out), log=log.info)
 
 
 def cmd_mocap(a) -> None:
-    rp = load_rule_params(a.params)
-    _threads_and_seed(rp)
+    rp = _rule_params(a)
     from uvhmr.data.mocap import run_mocap
     run_mocap(rp, Path(a.body), Path(a.out), log=log.info)
 
 
 def cmd_dataset(a) -> None:
-    rp = load_rule_params(a.params)
-    _threads_and_seed(rp)
+    rp = _rule_params(a)
     from uvhmr.data.synthetic import run_dataset
     run_dataset(rp, Path(a.body), Path(a.uv), Path(a.mocap), a.split, Path(a.out), log=log.info)
 
@@ -97,53 +100,46 @@ def _checkpoints_root(params_path: str) -> Path:
 
 
 def cmd_train_dmp(a) -> None:
-    rp = load_rule_params(a.params)
-    _threads_and_seed(rp)
+    rp = _rule_params(a)
     from uvhmr.train.dmp import run_train_dmp
     run_train_dmp(rp, Path(a.data), Path(a.uv), Path(a.body), Path(a.out), _checkpoints_root(a.params), log=log.info)
 
 
 def cmd_dmp_cache(a) -> None:
-    rp = load_rule_params(a.params)
-    _threads_and_seed(rp)
+    rp = _rule_params(a)
     from uvhmr.cache.dmp import run_dmp_cache
     run_dmp_cache(rp, Path(a.model), {"stage2_train": Path(a.train_data), "test": Path(a.test_data)},
                   Path(a.uv), Path(a.out), log=log.info)
 
 
 def cmd_train_hmr(a) -> None:
-    rp = load_rule_params(a.params)
-    _threads_and_seed(rp)
+    rp = _rule_params(a)
     from uvhmr.train.hmr import run_train_hmr
     run_train_hmr(rp, Path(a.data), Path(a.body), Path(a.out), _checkpoints_root(a.params), log=log.info)
 
 
 def cmd_train_ik(a) -> None:
-    rp = load_rule_params(a.params)
-    _threads_and_seed(rp)
+    rp = _rule_params(a)
     from uvhmr.train.ik import run_train_ik
     run_train_ik(rp, Path(a.mocap), Path(a.dmp_cache), Path(a.data), Path(a.body), Path(a.out),
                  _checkpoints_root(a.params), log=log.info)
 
 
 def cmd_ik_cache(a) -> None:
-    rp = load_rule_params(a.params)
-    _threads_and_seed(rp)
+    rp = _rule_params(a)
     from uvhmr.cache.ik import run_ik_cache
     run_ik_cache(rp, Path(a.model), Path(a.dmp_cache), Path(a.body), Path(a.uv), Path(a.out), log=log.info)
 
 
 def cmd_train_uvi(a) -> None:
-    rp = load_rule_params(a.params)
-    _threads_and_seed(rp)
+    rp = _rule_params(a)
     from uvhmr.train.uvi import run_train_uvi
     run_train_uvi(rp, Path(a.dmp_cache), Path(a.ik_cache), Path(a.data), Path(a.uv), Path(a.body), Path(a.out),
                   _checkpoints_root(a.params), log=log.info)
 
 
 def cmd_evaluate(a) -> None:
-    rp = load_rule_params(a.params)
-    _threads_and_seed(rp)
+    rp = _rule_params(a)
     from uvhmr.evaluate.run import run_evaluate, target_kind
     inputs = {k: getattr(a, k) for k in ("data", "uv", "body", "model", "dmp_cache", "ik_cache", "mocap")
               if getattr(a, k) is not None}

@@ -92,11 +92,6 @@ class Layout:
     def reports(self) -> str:
         return f"reports/{self.profile}"
 
-    @property
-    def checkpoints(self) -> str:
-        """Outside every declared output: the tools never delete it, so training resumes."""
-        return f"{self.root}/checkpoints"
-
 
 def evaluate_targets(params: Params) -> list[str]:
     v = params.variants

@@ -12,7 +12,6 @@ Output folder, one subfolder per split (`stage2_train`, `test`), arrays memory-m
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from uvhmr.cache import CacheSplit, close_split_arrays, open_split_arrays
 from uvhmr.data.dataset import SampleDataset
 from uvhmr.io import atomic_dir
 from uvhmr.train.dmp import UV_RES, j_initial, load_dmp
@@ -41,13 +41,11 @@ def run_dmp_cache(rp, model_path: Path, data_dirs: dict[str, Path], uv_dir: Path
             ds = SampleDataset(data, joints=k, augment=None, occlusion=True, seed=rp.run.seed)
             n = len(ds)
             d = tmp / split
-            d.mkdir()
             c = net.local[0].out_channels
             shapes = {"uv_feat": ((n, c, UV_RES, UV_RES), np.float16), "uv_maps": ((n, 9, UV_RES, UV_RES), np.float16),
                       "hits": ((n, UV_RES, UV_RES), np.uint8), "j_initial": ((n, k, 3), np.float32),
                       "observed": ((n, k), np.bool_), "camera": ((n, 3), np.float32), "index": ((n,), np.int64)}
-            arr = {name: np.lib.format.open_memmap(d / f"{name}.npy", mode="w+", dtype=dt, shape=sh)
-                   for name, (sh, dt) in shapes.items()}
+            arr = open_split_arrays(d, shapes)
             loader = DataLoader(ds, batch_size=rp.section.batch_size)
             row = 0
             with torch.no_grad():
@@ -63,34 +61,14 @@ def run_dmp_cache(rp, model_path: Path, data_dirs: dict[str, Path], uv_dir: Path
                     arr["camera"][sl] = out["camera"].cpu().numpy()
                     arr["index"][sl] = b["index"].numpy()
                     row += len(j)
-            for a in arr.values():
-                a.flush()
+            close_split_arrays(d, arr, {"variant": cfg["variant"], "joints": k, "uv_res": UV_RES,
+                                        "feature_channels": c, "samples": n, "dataset": str(data)})
             del arr
-            meta = {"variant": cfg["variant"], "joints": k, "uv_res": UV_RES, "feature_channels": c,
-                    "samples": n, "dataset": str(data)}
-            (d / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
             log(f"dmp_cache {cfg['variant']} {split}: {n} samples; J_initial observed for "
                 f"{float(np.load(d / 'observed.npy').mean()) * 100:.1f} % of joints")
 
 
-class DmpCache:
+class DmpCache(CacheSplit):
     """One split of a dmp_cache folder, memory-mapped. `arrays[name]` as in the module docstring."""
-
-    def __init__(self, directory: str | Path, split: str):
-        self.dir = Path(directory) / split
-        f = self.dir / "meta.json"
-        if not f.is_file():
-            raise FileNotFoundError(f"{f}: no DMP cache here; run the workflow's dmp_cache rule first")
-        self.meta = json.loads(f.read_text())
-        self.arrays = {}
-        for name in ARRAYS:
-            p = self.dir / f"{name}.npy"
-            try:
-                self.arrays[name] = np.load(p, mmap_mode="r")
-            except (OSError, ValueError) as e:
-                raise ValueError(f"{p}: unreadable DMP cache array ({e}); rerun the dmp_cache rule") from None
-            if len(self.arrays[name]) != self.meta["samples"]:
-                raise ValueError(f"{p}: {len(self.arrays[name])} rows, meta.json says {self.meta['samples']}; rerun dmp_cache")
-
-    def __len__(self) -> int:
-        return int(self.meta["samples"])
+    rule = "dmp_cache"
+    names = ARRAYS

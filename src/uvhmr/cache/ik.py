@@ -12,7 +12,6 @@ Output folder, one subfolder per split, arrays memory-mappable:
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import roma
 import torch
 from tqdm import tqdm
 
+from uvhmr.cache import CacheSplit, close_split_arrays, open_split_arrays
 from uvhmr.cache.dmp import DmpCache
 from uvhmr.io import atomic_dir
 from uvhmr.train.dmp import UV_RES
@@ -50,12 +50,11 @@ def run_ik_cache(rp, model_dir: Path, dmp_cache_dir: Path, body_dir: Path, uv_di
             cache = DmpCache(dmp_cache_dir, split)
             n = len(cache)
             d = tmp / split
-            d.mkdir()
             shapes = {"j_refine": ((n, 14, 3), np.float32), "gik_joints": ((n, 14, 3), np.float32),
                       "pose": ((n, body.num_joints, 3), np.float32), "shape": ((n, len(body.shape_labels)), np.float32),
                       "uv_l": ((n, 3, UV_RES, UV_RES), np.float16), "uv_j": ((n, 3, UV_RES, UV_RES), np.float16),
                       "index": ((n,), np.int64)}
-            arr = {k: np.lib.format.open_memmap(d / f"{k}.npy", mode="w+", dtype=dt, shape=sh) for k, (sh, dt) in shapes.items()}
+            arr = open_split_arrays(d, shapes)
             bs = rp.section.batch_size
             with torch.no_grad():
                 for a in tqdm(range(0, n, bs), desc=f"ik_cache {rp.variant or cfg['variant']} {split}", leave=False, mininterval=2):
@@ -71,24 +70,13 @@ def run_ik_cache(rp, model_dir: Path, dmp_cache_dir: Path, body_dir: Path, uv_di
                     arr["uv_l"][sl] = sampler.from_vertices(verts).cpu().numpy().astype(np.float16)
                     arr["uv_j"][sl] = distribute_joints(out["j_refine"], labels).cpu().numpy().astype(np.float16)
                     arr["index"][sl] = np.asarray(cache.arrays["index"][sl])
-            for v in arr.values():
-                v.flush()
+            close_split_arrays(d, arr, {"variant": cfg["variant"], "seed": cfg["seed"], "samples": n,
+                                        "uv_res": UV_RES, "dmp_cache": str(dmp_cache_dir)})
             del arr
-            (d / "meta.json").write_text(json.dumps({"variant": cfg["variant"], "seed": cfg["seed"], "samples": n,
-                                                     "uv_res": UV_RES, "dmp_cache": str(dmp_cache_dir)}, indent=2) + "\n")
             log(f"ik_cache {cfg['variant']} {split}: {n} samples")
 
 
-class IkCache:
+class IkCache(CacheSplit):
     """One split of an ik_cache folder, memory-mapped."""
-
-    def __init__(self, directory: str | Path, split: str):
-        self.dir = Path(directory) / split
-        f = self.dir / "meta.json"
-        if not f.is_file():
-            raise FileNotFoundError(f"{f}: no IK cache here; run the workflow's ik_cache rule first")
-        self.meta = json.loads(f.read_text())
-        self.arrays = {k: np.load(self.dir / f"{k}.npy", mmap_mode="r") for k in ARRAYS}
-
-    def __len__(self) -> int:
-        return int(self.meta["samples"])
+    rule = "ik_cache"
+    names = ARRAYS

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from uvhmr.body.joints import SMPL24_TO_LSP14
+from uvhmr.config import to_dict
 from uvhmr.data.dataset import Augment, SampleDataset
 from uvhmr.evaluate.metrics import mpjpe
 from uvhmr.io import save_with
@@ -120,7 +121,7 @@ def run_train_dmp(rp, data_dir: Path, uv_dir: Path, body_dir: Path, out: Path, c
 
     net = DMPNet(sec.backbone, sec.out_stride, pretrained=sec.pretrained).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=sec.lr)
-    key = hash_inputs({"section": _plain(sec), "run": _plain(rp.run)}, [data_dir, uv_dir])
+    key = hash_inputs({"section": to_dict(sec), "run": to_dict(rp.run)}, [data_dir, uv_dir])
     ckpt = checkpoint_dir(ckpt_root, "train_dmp", rp.variant, key)
     log(f"train_dmp {rp.variant}: {len(train_idx)} train / {len(val_idx)} val images of {train_ds.size} px, "
         f"{sec.backbone}, {sec.epochs} epochs on {device}; checkpoints in {ckpt}")
@@ -160,7 +161,3 @@ def run_train_dmp(rp, data_dir: Path, uv_dir: Path, body_dir: Path, out: Path, c
     save_with(out, lambda p: torch.save(blob, p))
     log(f"wrote {out}")
 
-
-def _plain(obj):
-    from uvhmr.config import to_dict
-    return to_dict(obj)
