@@ -7,7 +7,8 @@
 #   snakemake --profile workflow/profiles/slurm  # on a Slurm cluster
 import os
 
-from uvhmr.workflow import SPLITS, evaluate_inputs, evaluate_targets, flags, snakemake_setup
+from uvhmr.workflow import (REPORT_PLOTS, REPORT_TABLES, SPLITS, evaluate_inputs, evaluate_targets, flags,
+                            snakemake_setup, trained_models)
 
 # Validates params.yaml (one line and exit 2 on a bad key) and writes each rule's resolved
 # parameters to results/<profile>/params/ (only those that changed).
@@ -15,6 +16,10 @@ W = snakemake_setup(config)
 P = W.params
 L = W.lay
 ENV = "../envs/uvhmr.yaml"   # relative to workflow/rules/; for --lint and --sdm conda only
+
+# `snakemake --report report.html` (after a run): the tables, training curves and figures marked
+# with report() in workflow/rules/report.smk, under this front page.
+report: "workflow/report/workflow.rst"
 
 
 wildcard_constraints:
@@ -29,9 +34,11 @@ include: "workflow/rules/body.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
-        L.reports,
+        [L.report(f) for f in (*REPORT_TABLES, *REPORT_PLOTS)],
+        L.figures,

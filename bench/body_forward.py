@@ -5,22 +5,15 @@
 Prints one line per batch size: ms per call and ms per body, forward only and forward+backward.
 """
 import argparse
-import statistics
-import time
 
 import torch
 
+from timing import median_seconds
 from uvhmr.body.model import load_body_model
 
 
 def timed(fn, reps: int) -> float:
-    fn()  # warm-up (kernel compilation, caches)
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
+    return median_seconds(fn, reps) * 1000
 
 
 def main():

@@ -61,8 +61,9 @@ def anny(anny_dir):
 def smoke_run(tmp_path_factory, anny_dir):
     """One smoke run of the whole DAG (`snakemake --cores 2 --config profile=smoke`) in a copy of
     the workflow that shares the repository's body-model export; every DAG test reads this one run.
+    Its folder's path has spaces, so every rule is run on paths with spaces (issue #12).
     -> (folder, CompletedProcess, files present before the run)."""
-    d = _copy_workflow(tmp_path_factory.mktemp("smoke") / "repo")
+    d = _copy_workflow(tmp_path_factory.mktemp("smoke run") / "repo with space")
     subprocess.run(["git", "init", "-q"], cwd=d, check=True)
     (d / "resources").symlink_to(REPO / "resources")
     before = {p.relative_to(d).as_posix() for p in d.rglob("*") if ".git" not in p.parts}
@@ -70,3 +71,20 @@ def smoke_run(tmp_path_factory, anny_dir):
     r = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--cores", "2", "--config", "profile=smoke"],
                        cwd=d, capture_output=True, text=True, env=env, timeout=1200)
     return d, r, before
+
+
+@pytest.fixture(scope="session")
+def tiny_uv_dir(anny, tmp_path_factory) -> Path:
+    """UV assets at 64x64 and 128x128 for the Anny export."""
+    from uvhmr.config import UvAssetsParams
+    from uvhmr.uv.assets import build_uv_assets
+    d = tmp_path_factory.mktemp("tiny-uv") / "uv"
+    build_uv_assets(anny, UvAssetsParams(), d, log=lambda *_: None)
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_split(anny_dir, tiny_uv_dir, tmp_path_factory) -> Path:
+    """A 12-sample dmp_train split of 48 px renders (tests/tiny_data.py)."""
+    from tiny_data import build
+    return build(anny_dir, tiny_uv_dir, tmp_path_factory.mktemp("tiny-data") / "dmp_train")

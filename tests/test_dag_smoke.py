@@ -1,19 +1,47 @@
 """What one real smoke run of the DAG shows (the run is shared: conftest.smoke_run)."""
+import os
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 
-def test_smoke_run_builds_what_exists_and_stops_at_the_first_unimplemented_rule(smoke_run):
-    """Every rule is implemented now: the smoke DAG must complete and write its report."""
+def test_smoke_run_completes(smoke_run):
     d, r, _ = smoke_run
-    out = r.stdout + r.stderr
-    # Until issue #3 lands the DAG must stop, loudly, at uv_assets/mocap.
-    if "not implemented yet" in out:
-        assert r.returncode != 0
-        assert "is not implemented yet (issue #" in out
-    else:
-        assert r.returncode == 0, out[-3000:]
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert (d / "resources/body/anny/assets.npz").is_file()
     assert (d / "results/smoke/params/train_dmp/dmp14.json").is_file()
+
+
+def _dry_run_jobs(d: Path) -> dict:
+    """`snakemake -n` in the run's folder -> {rule: job count} of what it would run."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    r = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "--cores", "2", "--config", "profile=smoke"],
+                       cwd=d, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    jobs = {}
+    for line in (r.stdout + r.stderr).splitlines():
+        m = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if m and m.group(1) not in ("total", "count"):
+            jobs[m.group(1)] = int(m.group(2))
+    return jobs
+
+
+def test_a_second_run_does_nothing_and_a_uvi_change_reruns_only_uvi_evaluate_report(smoke_run, tmp_path):
+    d, r, _ = smoke_run
+    assert r.returncode == 0
+    # In a copy (timestamps kept): a dry run rewrites the resolved parameters it reads.
+    d = Path(shutil.copytree(d, tmp_path / "repo", symlinks=True))
+    assert _dry_run_jobs(d) == {}
+    params = d / "params.yaml"
+    text = params.read_text()
+    params.write_text(text.replace("    train_uvi: {epochs: 1, batch_size: 16, seeds: [0]}",
+                                   "    train_uvi: {epochs: 1, batch_size: 16, seeds: [0], lr: 0.0005}"))
+    assert params.read_text() != text
+    jobs = _dry_run_jobs(d)
+    assert set(jobs) == {"train_uvi", "evaluate", "figures", "report", "all"}, jobs
+    assert jobs["train_uvi"] == 4 and jobs["evaluate"] == 5          # four UVI variants and the UVI oracle
 
 
 def test_smoke_run_writes_only_inside_its_own_profile(smoke_run):
@@ -42,3 +70,35 @@ def test_smoke_report_says_which_profile_made_it(smoke_run):
     import json
     m = json.loads((d / "reports/smoke/metrics.json").read_text())
     assert m["profile"] == "smoke" and "mpjpe" in m["uvi14"] and "mpjpe" in m["mean_pose"]
+
+
+def test_smoke_run_writes_the_figures_and_plot_data(smoke_run):
+    d, r, _ = smoke_run
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    rep = d / "reports/smoke"
+    for name in ("fig3_dense_maps.png", "fig4_uv_layout_auv.png", "fig5_uv_maps.png", "fig8_qualitative.png"):
+        assert (rep / "figures" / name).stat().st_size > 10_000, name
+    readme = (rep / "figures/README.md").read_text()
+    assert "Profile **smoke**" in readme and "commit `" in readme and "synthetic test split" in readme
+    assert "commit `" in (rep / "ablation.md").read_text()
+    for name in ("train_dmp.csv", "train_ik.csv", "train_uvi.csv", "per_joint/uvi14.csv"):
+        assert len((rep / "plots" / name).read_text().splitlines()) >= 2, name
+
+
+def test_snakemake_report_after_the_smoke_run(smoke_run, tmp_path):
+    """`snakemake --report` (targets before --config) builds one self-contained HTML page."""
+    import os
+    import re
+    import subprocess
+    import sys
+    d, r, _ = smoke_run
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    bin_ = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}"}
+    out = tmp_path / "report.html"
+    p = subprocess.run([str(bin_ / "snakemake"), "--report", str(out), "--config", "profile=smoke"], cwd=d,
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
+    html = out.read_text(encoding="utf8", errors="replace")
+    assert "fig8_qualitative.png" in html and "ablation.csv" in html
+    assert not re.search(r"<script[^>]*\ssrc=[\"']?https?:", html)

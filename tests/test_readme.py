@@ -26,7 +26,7 @@ def test_every_dependency_is_pinned():
     assert lock and all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[^\s]+", l) for l in lock), lock
     names = {l.split("==")[0].lower() for l in lock}
     for dep in ("torch", "torchvision", "anny", "smplx", "snakemake", "dvc", "numpy", "pandas",
-                "opencv-python-headless", "pyyaml", "pytest"):
+                "opencv-contrib-python-headless", "trimesh", "pyyaml", "pytest"):
         assert dep in names, dep
     pins = dict(l.split("==") for l in lock)
     assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1" and pins["anny"] == "0.6.2"

@@ -75,10 +75,12 @@ def test_cli_help_lists_every_rule_subcommand():
         assert p.description, name
 
 
-def test_unimplemented_rule_says_so(tmp_path):
-    r = subprocess.run([str(BIN / "uvhmr"), "predict", str(tmp_path / "photo.jpg")], capture_output=True, text=True)
-    assert r.returncode == 3
-    assert "not implemented yet (issue #11)" in r.stderr
+def test_predict_without_trained_models_says_run_the_main_job(tmp_path):
+    r = subprocess.run([str(BIN / "uvhmr"), "predict", str(tmp_path / "photo.jpg"), "--out", str(tmp_path / "out"),
+                        "--results", str(tmp_path / "results")], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 2
+    assert "run the main job first" in r.stderr and "dmp14.pt" in r.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_every_rule_declares_threads_resources_log_benchmark():

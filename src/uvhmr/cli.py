@@ -93,9 +93,10 @@ def cmd_dataset(a) -> None:
 
 
 def _checkpoints_root(params_path: str) -> Path:
-    """results/<profile>: checkpoints go to its checkpoints/ folder, outside every declared output."""
+    """results/<profile>: checkpoints go to its checkpoints/ folder, outside every declared output.
+    A params file outside a results/<profile>/params tree (run by hand) keeps them beside it."""
     p = Path(params_path).resolve()
-    root = next(q for q in p.parents if q.name == "params").parent
+    root = next((q.parent for q in p.parents if q.name == "params"), p.parent)
     return root   # checkpoint_dir() adds checkpoints/<rule>-<variant>/<key>
 
 
@@ -149,10 +150,25 @@ def cmd_evaluate(a) -> None:
 def cmd_report(a) -> None:
     rp = load_rule_params(a.params)
     from uvhmr.report.tables import run_report
-    run_report(rp, Path(a.metrics), Path(a.out), log=log.info)
+    run_report(rp, Path(a.metrics), Path(a.out), log=log.info, models_dir=Path(a.models) if a.models else None)
 
 
-IMPLEMENTED = {"report": cmd_report, "evaluate": cmd_evaluate, "train-uvi": cmd_train_uvi, "ik-cache": cmd_ik_cache, "train-ik": cmd_train_ik, "train-hmr": cmd_train_hmr, "uv-assets": cmd_uv_assets, "mocap": cmd_mocap, "dataset": cmd_dataset, "train-dmp": cmd_train_dmp,
+def cmd_figures(a) -> None:
+    rp = _rule_params(a)
+    from uvhmr.report.figures import run_figures
+    inputs = {k: getattr(a, k) for k in ("data", "uv", "mocap", "body", "dmp_cache", "ik_model", "ik_cache", "uvi_model")}
+    missing = [f"--{k.replace('_', '-')}" for k, v in inputs.items() if v is None]
+    if missing:
+        raise ConfigError(f"uvhmr figures: missing {', '.join(missing)}")
+    run_figures(rp, inputs, Path(a.out), log=log.info)
+
+
+def cmd_predict(a) -> int:
+    from uvhmr.predict_cli import main as predict_main
+    return predict_main(a)
+
+
+IMPLEMENTED = {"predict": cmd_predict, "figures": cmd_figures, "report": cmd_report, "evaluate": cmd_evaluate, "train-uvi": cmd_train_uvi, "ik-cache": cmd_ik_cache, "train-ik": cmd_train_ik, "train-hmr": cmd_train_hmr, "uv-assets": cmd_uv_assets, "mocap": cmd_mocap, "dataset": cmd_dataset, "train-dmp": cmd_train_dmp,
                "dmp-cache": cmd_dmp_cache}
 
 
@@ -197,10 +213,56 @@ RULE_COMMANDS = [
      [("--target", "what to score"), ("--data", "test split"), ("--uv", "uv_assets folder"),
       ("--body", "body-model export"), ("--model", "model file or folder"), ("--dmp-cache", "DMP cache"),
       ("--ik-cache", "IK cache"), ("--mocap", "mocap folder"), ("--out", "metrics JSON")]),
-    ("report", "ablation tables, DVC metrics and plots, figures", 9,
-     [("--metrics", "folder of metrics JSONs"), ("--out", "reports folder")]),
+    ("report", "ablation tables, DVC metrics, and the data of the DVC plots (training curves, per-joint errors)", 9,
+     [("--metrics", "folder of metrics JSONs"),
+      ("--models", "models folder: the per-epoch training CSVs beside each model"), ("--out", "reports folder")]),
+    ("figures", "the paper's Fig. 3/4/5 analogues from their rules and Fig. 8 (DMP, IK, UVI on test images)", 9,
+     [("--data", "test split"), ("--uv", "uv_assets folder"), ("--mocap", "mocap folder"), ("--body", "body-model export"),
+      ("--dmp-cache", "DMP-14 cache"), ("--ik-model", "IK-14 model folder"), ("--ik-cache", "IK-14 cache"),
+      ("--uvi-model", "UVI-14 model folder"), ("--out", "figures folder (reports/<profile>/figures)")]),
     ("predict", "mesh (.obj), joints (.json) and an overlay (.png) for your own images", 11, []),
 ]
+
+
+PREDICT_DESCRIPTION = """\
+Run the trained DMP -> IK -> UVI pipeline on your own images. Needs the profile's trained models
+(results/<profile>/models/dmp/dmp14.pt, models/ik/ik14/seed0.pt, models/uvi/uvi14/seed0.pt and
+results/<profile>/uv): run the main job (`snakemake --cores 2`) first.
+
+Per image the person is found by --bbox if given, else by OpenCV's HOG people detector (images of
+at least 128 px), else the whole image is used (with a warning). A square crop is cut around the
+person's box (the box fills 75 % of it, as in the training crops; black outside the image), and
+the outputs go to --out:
+  <stem>.obj   the mesh in the image's camera frame (metres; x right, y down, z forward), with the
+               UV layout as texture coordinates
+  <stem>.json  the LSP-14 joints in 3-D (metres) and 2-D (pixels of the original image), the box and
+               how it was found, the crop and the cameras
+  <stem>.png   the mesh drawn over the image, and a side view
+Folders are read one level deep; files that are not readable images are reported and skipped, the
+others still processed. Exit code: 0 when every input worked, 1 when some failed, 2 when the models
+are missing or an argument is wrong.
+
+The models were trained on synthetic renders of one body model; expect rough fits on real photos."""
+
+
+def _predict_args(c: argparse.ArgumentParser) -> None:
+    c.formatter_class = argparse.RawDescriptionHelpFormatter
+    c.description = PREDICT_DESCRIPTION
+    c.add_argument("images", nargs="*", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
+    c.add_argument("--out", required=True, help="output folder (created if needed)")
+    c.add_argument("--profile", default="default", choices=("smoke", "default", "paper"),
+                   help="whose trained models to use: results/<profile>/ (default: default)")
+    c.add_argument("--results", default="results", help="the DAG's results folder (default: results)")
+    c.add_argument("--body", help="body-model export (default: resources/body/<backend of params.yaml>)")
+    c.add_argument("--bbox", metavar="x0,y0,x1,y1",
+                   help="the person's box in pixels, for every image (skips detection); "
+                        "write --bbox=-10,20,200,400 when x0 is negative")
+    c.add_argument("--detector", choices=("auto", "hog", "none"), default="auto",
+                   help="auto: HOG on images of at least 128 px, the whole image on smaller ones; "
+                        "hog: always HOG; none: always the whole image (default: auto)")
+    c.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="auto: CUDA when available, else CPU (default: auto)")
+    c.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default: 16)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,8 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=text + ("" if name in IMPLEMENTED else f" [issue #{issue}: not implemented yet]"),
                            description=text)
         if name == "predict":
-            c.add_argument("images", nargs="*", help="image files")
-            c.add_argument("--out", default="out", help="output folder")
+            _predict_args(c)
         else:
             _add_common(c)
             for flag, h in args:
@@ -243,12 +304,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Faults of the inputs or the machine, not of uvhmr: their messages name the file (or step) and
+# what to do, so the CLI prints one line instead of a traceback. (module, class name)
+INPUT_FAULTS = (("uvhmr.data.shards", "ShardError"), ("uvhmr.train.checkpoint", "CheckpointError"),
+                ("uvhmr.train.trainer", "NonFiniteLoss"), ("uvhmr.train.trainer", "ModelFileError"),
+                ("uvhmr.data.spin_adapter", "SpinFormatError"))
+
+
+def _is_input_fault(e: BaseException) -> bool:
+    from uvhmr.io import WRITE_ERRNOS
+    if isinstance(e, OSError) and e.errno in WRITE_ERRNOS:
+        return True
+    # Only a module already imported can have raised its class: nothing is imported here.
+    classes = tuple(getattr(sys.modules[m], c) for m, c in INPUT_FAULTS if m in sys.modules)
+    return isinstance(e, classes)
+
+
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     _setup_logging(getattr(a, "log", None))
     t0 = time.time()
     try:
-        a.fn(a)
+        code = a.fn(a) or 0
     except ConfigError as e:
         log.error("%s", e)
         return 2
@@ -258,8 +335,14 @@ def main(argv=None) -> int:
     except FileNotFoundError as e:
         log.error("%s", e)
         return 2
-    log.info("%s done in %.1f s", a.command, time.time() - t0)
-    return 0
+    except Exception as e:  # noqa: BLE001 - sorted below: known faults get one line, bugs a traceback
+        if not _is_input_fault(e):
+            raise
+        # A corrupt input file, a NaN loss, a full disk: one line naming the file (also in --log).
+        log.error("%s: %s", type(e).__name__, e)
+        return 1
+    log.info("%s done in %.1f s%s", a.command, time.time() - t0, f" (exit code {code})" if code else "")
+    return int(code)
 
 
 if __name__ == "__main__":

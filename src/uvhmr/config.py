@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -184,8 +185,10 @@ class DmpTrainParams(TrainParams):
     w_mask: float = num(0.2, lo=0.0)          # DecoMR's weights where the paper is silent
     mask_pos_weight: float = num(5.0, positive=True, doc="BCE weight of body pixels (class balance)")
     w_uv: float = num(1.0, lo=0.0)
+    w_parts: float = num(1.0, lo=0.0, doc="cross-entropy of the A_uv part head (DensePose's I) on body pixels")
     w_maps: float = num(1.0, lo=0.0)
     w_camera: float = num(1.0, lo=0.0)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     val_fraction: float = num(0.05, lo=0.0, hi=0.5, doc="of dmp_train, held out to log J_initial MPJPE")
 
 
@@ -225,6 +228,18 @@ class StageParams:
 
 
 @dataclass(frozen=True)
+class FiguresParams:
+    """The figures rule: the paper's Fig. 3/4/5 analogues copied from their rules, and Fig. 8
+    (DMP -> IK -> UVI on fixed test images) drawn from the trained stages."""
+    n_images: int = num(6, lo=1, hi=24, doc="test images in Fig. 8")
+    n_occluded: int = num(3, lo=0, hi=24, doc="of them, images with at least min_hidden_joints hidden joints")
+    min_hidden_joints: int = num(2, lo=1, hi=14)
+    samples: list[int] = field(default_factory=list)   # explicit test-sample indices (overrides the choice above)
+    render_size: int = num(192, lo=32, hi=1024, doc="pixels per Fig. 8 panel (images are upsampled)")
+    resources: Resources = sub(Resources)
+
+
+@dataclass(frozen=True)
 class RuleSections:
     run: RunParams = sub(RunParams)
     uv_assets: UvAssetsParams = sub(UvAssetsParams)
@@ -238,6 +253,7 @@ class RuleSections:
     train_uvi: UviTrainParams = sub(UviTrainParams)
     evaluate: StageParams = sub(StageParams)
     report: StageParams = sub(StageParams)
+    figures: FiguresParams = sub(FiguresParams)
 
 
 @dataclass(frozen=True)
@@ -317,7 +333,14 @@ def _build(tp, value, key: str, src: str, meta=None):
             if name in value:
                 hint = typing.get_type_hints(tp)[name]
                 kwargs[name] = _build(hint, value[name], f"{key}.{name}" if key else name, src, dict(f.metadata))
-        return tp(**kwargs)
+        try:
+            return tp(**kwargs)
+        except ConfigError as e:
+            # A check across fields (__post_init__) words its message from the section's name,
+            # "dataset.fill_range: ..."; name the file and where the value was written instead.
+            head, _, what = str(e).partition(": ")
+            field_key = head.split(".", 1)[1] if "." in head else head
+            _fail(src, f"{key}.{field_key}" if key else field_key, what)
     if origin is Literal:
         choices = typing.get_args(tp)
         if value not in choices:
@@ -361,6 +384,8 @@ def to_dict(obj) -> Any:
 
 TOP_KEYS = ("profile", "body_model", "variants", "base", "profiles")
 VARIANT_RULES = ("train_dmp", "train_ik", "train_uvi")
+# Variant names become file names, Snakemake wildcards and words of the rules' shell commands.
+VARIANT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
 def parse_params(raw: Any, profile: Optional[str] = None, source: str = "params.yaml") -> Params:
@@ -396,6 +421,9 @@ def parse_params(raw: Any, profile: Optional[str] = None, source: str = "params.
     for rule in VARIANT_RULES:
         section = type(getattr(rules, rule))
         for name, over in getattr(variants, rule).items():
+            if not VARIANT_NAME.fullmatch(name):
+                _fail(source, f"variants.{rule}.{name}", "expected a variant name of letters, digits and "
+                      "underscores (it becomes file names and a shell word), starting with a letter")
             _build(section, _merge(to_dict(getattr(rules, rule)), over), f"variants.{rule}.{name}", source)
     return Params(profile=prof, body_model=body, variants=variants, rules=rules, source=source)
 

@@ -2,12 +2,20 @@
 
 A killed process or a failed write (disk full) therefore leaves either the previous file or the
 complete new one, never a half-written file under the final name.
+
+A writer killed with SIGKILL cannot delete its temporary file or folder; the next write of the same
+path does (`remove_stale_temporaries`). That relies on the convention every rule follows: one path
+has one writer at a time (the workflow tools lock their outputs), as in uvhmr.train.checkpoint.
+A failed write (OSError ENOSPC, EDQUOT, EFBIG, EIO, EROFS: disk full, quota, ...) is raised again,
+same errno, with the path it was writing in its message.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,6 +28,46 @@ def _umask() -> int:
     return mask
 
 
+def _tmp_pattern(name: str) -> re.Pattern:
+    """What tempfile.mkstemp/mkdtemp make for `name` here: `.<name>.<8 random chars>.tmp[suffix]`."""
+    return re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.tmp(\..*)?")
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Delete the temporary files and folders that killed writers of `path` left beside it.
+    -> what it deleted."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = _tmp_pattern(path.name)
+    removed = []
+    for p in path.parent.iterdir():
+        if pattern.fullmatch(p.name):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed.append(p)
+    return sorted(removed)
+
+
+# errnos that mean "the write itself failed" (not, say, a missing input read inside the block).
+WRITE_ERRNOS = frozenset(getattr(errno, n) for n in ("ENOSPC", "EDQUOT", "EFBIG", "EIO", "EROFS") if hasattr(errno, n))
+
+
+def _name_the_target(e: OSError, path: Path) -> OSError:
+    """A write failure (disk full...) raised again with the output it was writing; any other
+    OSError unchanged."""
+    if e.errno not in WRITE_ERRNOS:
+        return e
+    root = getattr(e, "uvhmr_root", e)     # nested atomic writes: the outermost output names it
+    what = root.strerror or str(root)
+    where = f" ({root.filename})" if root.filename and str(root.filename) != str(path) else ""
+    new = OSError(root.errno, f"writing {path} failed: {what}{where}; the previous {path.name}, if any, is untouched")
+    new.uvhmr_root = root
+    return new
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success fsync and rename it over `path`.
@@ -29,15 +77,22 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
-        os.replace(tmp, path)
+        try:
+            yield tmp
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
+            os.replace(tmp, path)
+        except OSError as e:
+            new = _name_the_target(e, path)
+            if new is e:
+                raise
+            raise new from e
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -77,9 +132,16 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Build a directory under a temporary name, then swap it in for `path` in one rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as e:
+            new = _name_the_target(e, path)
+            if new is e:
+                raise
+            raise new from e
         mask = _umask()
         os.chmod(tmp, 0o777 & ~mask)
         for f in tmp.rglob("*"):   # some writers (safetensors, mkstemp) create 0600 files

@@ -1,7 +1,7 @@
 """Training losses of the three modules, as plain functions of prediction and target dicts.
 
 DMP (paper eq. 1-2, DecoMR's weights where the paper is silent): BCE on the body mask, L1 on
-UV inside the body, L1 on M_j, M_l, M_d inside the body, L1 on the weak-perspective camera.
+UV inside the body, cross-entropy of the A_uv part head on visible body pixels, L1 on M_j, M_l, M_d inside the body, L1 on the weak-perspective camera.
 """
 from __future__ import annotations
 
@@ -19,10 +19,18 @@ def _to(x: torch.Tensor, size) -> torch.Tensor:
     return x if x.shape[-2:] == tuple(size) else F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
+def part_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B, K, H, W) logits, (B, H, W) labels with -1 where no part is visible -> mean CE (0 if none)."""
+    if not bool((labels >= 0).any()):
+        return logits.sum() * 0
+    return F.cross_entropy(logits, labels, ignore_index=-1)
+
+
 def dmp_losses(pred: dict, target: dict, weights) -> dict:
     """pred: DMPNet output; target: mask (B, 1, H, W) float {0, 1}, uv (B, 2, H, W) in [0, 1],
-    mj / ml / md (B, 3, H, W) metres, camera (B, 3). Predictions are upsampled to the target
-    resolution (as DecoMR does). weights: has w_mask, w_uv, w_maps, w_camera.
+    parts (B, H, W) int64 A_uv labels (-1 off the visible body), mj / ml / md (B, 3, H, W) metres,
+    camera (B, 3). Predictions are upsampled to the target
+    resolution (as DecoMR does). weights: has w_mask, w_uv, w_parts, w_maps, w_camera.
     -> dict of weighted terms and their sum under "total"."""
     size = target["mask"].shape[-2:]
     body = target["mask"] > 0.5
@@ -33,6 +41,7 @@ def dmp_losses(pred: dict, target: dict, weights) -> dict:
             _to(pred["mask"], size), target["mask"],
             pos_weight=torch.tensor(weights.mask_pos_weight, device=target["mask"].device)),
         "uv": weights.w_uv * masked_l1(_to(pred["uv"], size), target["uv"], body),
+        "parts": weights.w_parts * part_cross_entropy(_to(pred["parts"], size), target["parts"]),
         "maps": weights.w_maps * sum(masked_l1(_to(pred[k], size), target[k], body) for k in ("mj", "ml", "md")),
         "camera": weights.w_camera * (pred["camera"] - target["camera"]).abs().mean(),
     }

@@ -20,12 +20,29 @@ from uvhmr.config import ConfigError, Params, load_params, rule_params, rule_par
 from uvhmr.io import write_if_changed
 
 RULES = ("body_model", "uv_assets", "mocap", "dataset", "train_dmp", "train_hmr", "dmp_cache",
-         "train_ik", "ik_cache", "train_uvi", "evaluate", "report")
+         "train_ik", "ik_cache", "train_uvi", "evaluate", "report", "figures")
 SPLITS = ("dmp_train", "stage2_train", "test")
 # Baselines, floor and oracle rows scored beside the paper's variants (DESIGN §7).
 BASELINES = ("hmr", "iterative_ik", "mean_pose", "oracle_ik", "oracle_uvi")
 # The stage-2 modules train on the full DMP and IK variants.
 STAGE2_DMP, STAGE2_IK, FULL_UVI = "dmp14", "ik14", "uvi14"
+# reports/<profile>/: the report rule's files (uvhmr.report.tables); the plots/ ones are the data of
+# dvc.yaml's top-level `plots:` (training curves, columns = variant names; per-joint errors of the
+# three stages). The figures rule writes reports/<profile>/figures/.
+REPORT_TABLES = ("ablation.md", "ablation.csv", "comparison.md", "metrics.json", "per_joint_mpjpe.csv")
+TRAINING_PLOTS = ("train_dmp", "train_dmp_val", "train_hmr", "train_ik", "train_uvi")
+PER_JOINT_PLOTS = (STAGE2_DMP, STAGE2_IK, FULL_UVI)
+REPORT_PLOTS = (*(f"plots/{p}.csv" for p in TRAINING_PLOTS), *(f"plots/per_joint/{t}.csv" for t in PER_JOINT_PLOTS))
+# Cluster job groups (Snakemake `group:`, read only by cluster executors). Each Slurm job costs
+# seconds of scheduling and status polling, so on the smoke profile, whose jobs last seconds, every
+# stage below is one cluster job (the slurm profile's group-components merges a stage's unconnected
+# parts): 4 jobs instead of 39. On the default and paper profiles every job is its own
+# cluster job, so the variants and seeds train in parallel, each with its own resources (GPU).
+STAGE_GROUPS = {"uv_assets": "prepare", "mocap": "prepare", "dataset": "prepare",
+                "train_dmp": "stage1", "train_hmr": "stage1", "dmp_cache": "stage1",
+                "train_ik": "stage2", "ik_cache": "stage2", "train_uvi": "stage2",
+                "evaluate": "evaluate", "report": "evaluate", "figures": "evaluate"}
+GROUPED_PROFILES = ("smoke",)
 
 
 @dataclass(frozen=True)
@@ -92,6 +109,13 @@ class Layout:
     def reports(self) -> str:
         return f"reports/{self.profile}"
 
+    def report(self, name: str) -> str:
+        return f"{self.reports}/{name}"
+
+    @property
+    def figures(self) -> str:
+        return f"{self.reports}/figures"
+
 
 def evaluate_targets(params: Params) -> list[str]:
     v = params.variants
@@ -105,7 +129,8 @@ def evaluate_inputs(lay: Layout, params: Params, target: str) -> dict[str, str]:
     if target in v.train_dmp:
         own = {"model": lay.dmp_model(target), "dmp_cache": lay.dmp_cache(target)}
     elif target in v.train_ik:
-        own = {"model": lay.ik_model(target), "dmp_cache": lay.dmp_cache(STAGE2_DMP), "ik_cache": lay.ik_cache(target)}
+        own = {"model": lay.ik_model(target), "dmp_cache": lay.dmp_cache(STAGE2_DMP), "ik_cache": lay.ik_cache(target),
+               "mocap": lay.mocap}
     elif target in v.train_uvi:
         own = {"model": lay.uvi_model(target), "dmp_cache": lay.dmp_cache(STAGE2_DMP), "ik_cache": lay.ik_cache(STAGE2_IK)}
     elif target == "hmr":
@@ -121,6 +146,13 @@ def evaluate_inputs(lay: Layout, params: Params, target: str) -> dict[str, str]:
     else:
         raise ValueError(f"unknown evaluation target {target!r} (known: {', '.join(evaluate_targets(params))})")
     return {**common, **own}
+
+
+def trained_models(lay: Layout, params: Params) -> list[str]:
+    """Every trained model: the report reads the per-epoch CSVs the training rules write beside them."""
+    v = params.variants
+    return [*(lay.dmp_model(x) for x in v.train_dmp), lay.hmr_model,
+            *(lay.ik_model(x) for x in v.train_ik), *(lay.uvi_model(x) for x in v.train_uvi)]
 
 
 def flags(inputs: dict[str, str]) -> str:
@@ -154,15 +186,24 @@ class Workflow:
     params: Params
     lay: Layout
 
-    def resources(self, rule: str) -> dict:
+    def _resources(self, rule: str):
         section = self.params.body_model if rule == "body_model" else getattr(self.params.rules, rule)
-        r = section.resources
-        gpu = {"slurm_extra": f"'--gres=gpu:{r.gpus}'"} if r.gpus else {}
-        return {"mem_mb": r.mem_mb, "runtime": r.runtime, **gpu}
+        return section.resources
+
+    def resources(self, rule: str) -> dict:
+        """A rule's `resources:` from params.yaml. mem_mb and runtime (minutes) become sbatch --mem
+        and -t; `gpus` (0 or more) is what the cluster-generic profile and the Slurm job step read;
+        `gres` (only where gpus > 0) is snakemake-executor-plugin-slurm's sbatch --gres=gpu:N."""
+        r = self._resources(rule)
+        gpu = {"gres": f"gpu:{r.gpus}"} if r.gpus else {}
+        return {"mem_mb": r.mem_mb, "runtime": r.runtime, "gpus": r.gpus, **gpu}
 
     def threads(self, rule: str) -> int:
-        section = self.params.body_model if rule == "body_model" else getattr(self.params.rules, rule)
-        return section.resources.threads
+        return self._resources(rule).threads
+
+    def group(self, rule: str) -> Optional[str]:
+        """The rule's cluster job group (Snakemake `group:`; local runs ignore groups)."""
+        return STAGE_GROUPS.get(rule) if self.params.profile in GROUPED_PROFILES else None
 
 
 def snakemake_setup(config: dict, params_file: str = "params.yaml") -> Workflow:

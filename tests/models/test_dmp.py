@@ -17,6 +17,7 @@ def test_head_shapes(size, stride):
         out = net(torch.randn(2, 3, size, size))
     h = size // stride
     assert out["mask"].shape == (2, 1, h, h) and out["uv"].shape == (2, 2, h, h)
+    assert out["parts"].shape == (2, 14, h, h)
     for k in ("mj", "ml", "md"):
         assert out[k].shape == (2, 3, h, h)
     assert out["camera"].shape == (2, 3) and out["features"].shape[:2] == (2, 32)
@@ -30,6 +31,8 @@ def _batch(size=64):
     return {"image": torch.randn(4, 3, size, size, generator=g), "mask": mask,
             "uv": torch.rand(4, 2, size, size, generator=g), "mj": torch.randn(4, 3, size, size, generator=g) * 0.3,
             "ml": torch.randn(4, 3, size, size, generator=g) * 0.3, "md": torch.randn(4, 3, size, size, generator=g) * 0.1,
+            # parts in horizontal bands of the body box: learnable, unlike per-pixel noise
+            "parts": torch.where(mask[:, 0] > 0, (torch.arange(size) * 14 // size)[None, :, None].expand(4, size, size), -1),
             "camera": torch.tensor([[0.9, 0.0, 0.1]]).repeat(4, 1)}
 
 
@@ -53,8 +56,12 @@ def test_loss_terms_are_masked_and_weighted():
     b = _batch(16)
     pred = {k: b[k].clone() for k in ("uv", "mj", "ml", "md", "camera")}
     pred["mask"] = (b["mask"] * 2 - 1) * 20                  # confident and right
+    pred["parts"] = torch.nn.functional.one_hot(b["parts"].clamp(min=0), 14).permute(0, 3, 1, 2).float() * 30
     terms = dmp_losses(pred, b, DmpTrainParams())
     assert terms["uv"] == 0 and terms["maps"] == 0 and terms["camera"] == 0 and terms["mask"] < 1e-6
+    assert terms["parts"] < 1e-6
+    wrong = dict(pred, parts=pred["parts"].roll(1, dims=1))    # every body pixel in the wrong part
+    assert dmp_losses(wrong, b, DmpTrainParams())["parts"] > 10
     pred["ml"] = pred["ml"] + (1 - b["mask"]) * 5.0           # errors outside the body do not count
     assert dmp_losses(pred, b, DmpTrainParams())["maps"] == 0
     pred["ml"] = pred["ml"] + b["mask"] * 0.3                 # inside they do: 0.3 / 3 channels... averaged

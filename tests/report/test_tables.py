@@ -37,3 +37,28 @@ def test_every_table4_row_has_numbers_and_the_profile_is_named():
         assert cells[2] != "-" and cells[3] != "-", row        # MPJPE and PA-MPJPE filled
     assert "| Mean pose (floor) |" in out["comparison.md"] and "(paper)" in out["comparison.md"]
     assert '"profile": "default"' in out["metrics.json"]
+
+
+def test_report_names_profile_data_and_commit(tmp_path):
+    import subprocess
+    from uvhmr.report.provenance import git_commit, provenance_line
+    metrics = {"dmp14": _fake("dmp14", 100.0)}
+    metrics["dmp14"]["data"] = {"path": "results/default/data/test", "source": "synthetic", "split": "test",
+                                "samples": 50, "image_size": 64, "body_model": "anny", "occluder_families": "test"}
+    prov = {"profile": "default", "data": metrics["dmp14"]["data"], "commit": "0123abc"}
+    out = build_tables(metrics, "default", prov)
+    for name in ("ablation.md", "comparison.md"):
+        first = out[name].splitlines()[2]
+        assert "Profile **default**" in first and "commit `0123abc`" in first, first
+        assert "synthetic test split `results/default/data/test` (50 images, 64 px, anny bodies" in first
+    # Without a recorded commit or data, the report says so instead of guessing.
+    line = provenance_line({"profile": "smoke", "data": {}, "commit": git_commit(tmp_path)})
+    assert line == "Profile **smoke**; data: unknown; commit `unknown`."
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "f").write_text("x")
+    subprocess.run(["git", "add", "f"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"], cwd=tmp_path, check=True)
+    head = git_commit(tmp_path)
+    assert len(head) == 40 and "uncommitted" not in head
+    (tmp_path / "f").write_text("y")
+    assert git_commit(tmp_path) == head + " + uncommitted changes"

@@ -7,6 +7,7 @@ rule body_model:
         L.log("body_model"),
     benchmark:
         L.benchmark("body_model")
+    group: W.group("body_model")
     threads: W.threads("body_model")
     resources:
         **W.resources("body_model"),
@@ -26,6 +27,7 @@ rule uv_assets:
         L.log("uv_assets"),
     benchmark:
         L.benchmark("uv_assets")
+    group: W.group("uv_assets")
     threads: W.threads("uv_assets")
     resources:
         **W.resources("uv_assets"),

@@ -8,6 +8,7 @@ rule mocap:
         L.log("mocap"),
     benchmark:
         L.benchmark("mocap")
+    group: W.group("mocap")
     threads: W.threads("mocap")
     resources:
         **W.resources("mocap"),
@@ -29,6 +30,7 @@ rule dataset:
         L.log("dataset", "{split}"),
     benchmark:
         L.benchmark("dataset", "{split}")
+    group: W.group("dataset")
     threads: W.threads("dataset")
     resources:
         **W.resources("dataset"),

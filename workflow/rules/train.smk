@@ -10,6 +10,7 @@ rule train_dmp:
         L.log("train_dmp", "{dmp}"),
     benchmark:
         L.benchmark("train_dmp", "{dmp}")
+    group: W.group("train_dmp")
     threads: W.threads("train_dmp")
     resources:
         **W.resources("train_dmp"),
@@ -31,6 +32,7 @@ rule train_hmr:
         L.log("train_hmr"),
     benchmark:
         L.benchmark("train_hmr")
+    group: W.group("train_hmr")
     threads: W.threads("train_hmr")
     resources:
         **W.resources("train_hmr"),
@@ -54,6 +56,7 @@ rule dmp_cache:
         L.log("dmp_cache", "{dmp}"),
     benchmark:
         L.benchmark("dmp_cache", "{dmp}")
+    group: W.group("dmp_cache")
     threads: W.threads("dmp_cache")
     resources:
         **W.resources("dmp_cache"),
@@ -78,6 +81,7 @@ rule train_ik:
         L.log("train_ik", "{ik}"),
     benchmark:
         L.benchmark("train_ik", "{ik}")
+    group: W.group("train_ik")
     threads: W.threads("train_ik")
     resources:
         **W.resources("train_ik"),
@@ -101,6 +105,7 @@ rule ik_cache:
         L.log("ik_cache", "{ik}"),
     benchmark:
         L.benchmark("ik_cache", "{ik}")
+    group: W.group("ik_cache")
     threads: W.threads("ik_cache")
     resources:
         **W.resources("ik_cache"),
@@ -125,6 +130,7 @@ rule train_uvi:
         L.log("train_uvi", "{uvi}"),
     benchmark:
         L.benchmark("train_uvi", "{uvi}")
+    group: W.group("train_uvi")
     threads: W.threads("train_uvi")
     resources:
         **W.resources("train_uvi"),

@@ -4,7 +4,7 @@ Output folder, one subfolder per split (`stage2_train`, `test`), arrays memory-m
   uv_feat.npy   (N, C, 64, 64) float16  local features warped into UV (scatter-mean)
   uv_maps.npy   (N, 9, 64, 64) float16  M_j, M_l, M_d warped into UV (metres, root-relative)
   hits.npy      (N, 64, 64) uint8       image pixels that landed in each texel (capped at 255)
-  j_initial.npy (N, K, 3) float32       mean of UV_j per A_uv part over observed texels
+  j_initial.npy (N, K, 3) float32       mean of M_j over each predicted A_uv part's pixels
   observed.npy  (N, K) bool             the part had an observed texel
   camera.npy    (N, 3) float32          DMP's weak-perspective camera (s, tx, ty)
   index.npy     (N,) int64              the dataset sample each row comes from
@@ -24,9 +24,19 @@ from uvhmr.data.dataset import SampleDataset
 from uvhmr.io import atomic_dir
 from uvhmr.train.dmp import UV_RES, j_initial, load_dmp
 from uvhmr.train.trainer import pick_device
-from uvhmr.uv.assets import load_uv_assets
 
 ARRAYS = ("uv_feat", "uv_maps", "hits", "j_initial", "observed", "camera", "index")
+
+
+def dmp_rows(net, images: torch.Tensor, k: int) -> dict:
+    """A trained DMP on images (B, 3, S, S) in [0, 1] -> one batch of cache rows, as tensors in the
+    cache's dtypes (module docstring; every array but `index`). The cache rule and `predict` both
+    call this, so UVI sees at prediction time exactly the (float16-rounded) inputs it trained on."""
+    out = net(images)
+    j, obs, w = j_initial(out, k)
+    return {"uv_feat": w["uv_feat"].half(), "uv_maps": w["uv_maps"].half(),
+            "hits": w["hits"].clamp(max=255).to(torch.uint8), "j_initial": j.float(), "observed": obs,
+            "camera": out["camera"].float()}
 
 
 def run_dmp_cache(rp, model_path: Path, data_dirs: dict[str, Path], uv_dir: Path, out_dir: Path, log=print) -> None:
@@ -34,7 +44,6 @@ def run_dmp_cache(rp, model_path: Path, data_dirs: dict[str, Path], uv_dir: Path
     device = pick_device(rp.run.device)
     net, cfg = load_dmp(model_path, device)
     k = int(cfg["joints"])
-    labels = load_uv_assets(uv_dir).auv(k, UV_RES).to(device)
     with atomic_dir(out_dir) as tmp:
         for split, data in data_dirs.items():
             # Caches always see the split's occluders: stage 2 learns from DMP's real test-time errors.
@@ -50,17 +59,12 @@ def run_dmp_cache(rp, model_path: Path, data_dirs: dict[str, Path], uv_dir: Path
             row = 0
             with torch.no_grad():
                 for b in tqdm(loader, desc=f"dmp_cache {rp.variant or cfg['variant']} {split}", leave=False, mininterval=2):
-                    out = net(b["image"].to(device))
-                    j, obs, w = j_initial(out, labels, k)
-                    sl = slice(row, row + len(j))
-                    arr["uv_feat"][sl] = w["uv_feat"].cpu().numpy().astype(np.float16)
-                    arr["uv_maps"][sl] = w["uv_maps"].cpu().numpy().astype(np.float16)
-                    arr["hits"][sl] = w["hits"].clamp(max=255).cpu().numpy().astype(np.uint8)
-                    arr["j_initial"][sl] = j.cpu().numpy()
-                    arr["observed"][sl] = obs.cpu().numpy()
-                    arr["camera"][sl] = out["camera"].cpu().numpy()
+                    rows = dmp_rows(net, b["image"].to(device), k)
+                    sl = slice(row, row + len(b["image"]))
+                    for name, v in rows.items():
+                        arr[name][sl] = v.cpu().numpy()
                     arr["index"][sl] = b["index"].numpy()
-                    row += len(j)
+                    row += len(b["image"])
             close_split_arrays(d, arr, {"variant": cfg["variant"], "joints": k, "uv_res": UV_RES,
                                         "feature_channels": c, "samples": n, "dataset": str(data)})
             del arr

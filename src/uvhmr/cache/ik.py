@@ -38,6 +38,18 @@ def first_seed_model(model_dir: Path) -> Path:
     return files[0]
 
 
+def ik_rows(net, body, sampler, labels: torch.Tensor, j_initial: torch.Tensor, observed: torch.Tensor) -> dict:
+    """A trained IKNet on DMP's J_initial (B, 14, 3) and observed (B, 14) -> one batch of cache
+    rows, as tensors in the cache's dtypes (module docstring; every array but `index`).
+    sampler, labels: the UV_RES UVSampler and A_uv-14 labels (R, R). The cache rule and `predict`
+    both call this (one code path for UVI's IK inputs)."""
+    out = net(j_initial, observed)
+    verts, joints = pose_mesh(body, out["rotmats"], out["shape"])
+    return {"j_refine": out["j_refine"].float(), "gik_joints": joints.float(),
+            "pose": roma.rotmat_to_rotvec(out["rotmats"]).float(), "shape": out["shape"].float(),
+            "uv_l": sampler.from_vertices(verts).half(), "uv_j": distribute_joints(out["j_refine"], labels).half()}
+
+
 def run_ik_cache(rp, model_dir: Path, dmp_cache_dir: Path, body_dir: Path, uv_dir: Path, out_dir: Path, log=print) -> None:
     from uvhmr.body.model import load_body_model
     device = pick_device(rp.run.device)
@@ -61,14 +73,8 @@ def run_ik_cache(rp, model_dir: Path, dmp_cache_dir: Path, body_dir: Path, uv_di
                     sl = slice(a, min(n, a + bs))
                     ji = torch.as_tensor(np.array(cache.arrays["j_initial"][sl])).to(device)
                     obs = torch.as_tensor(np.array(cache.arrays["observed"][sl])).to(device)
-                    out = net(ji, obs)
-                    verts, joints = pose_mesh(body, out["rotmats"], out["shape"])
-                    arr["j_refine"][sl] = out["j_refine"].cpu().numpy()
-                    arr["gik_joints"][sl] = joints.cpu().numpy()
-                    arr["pose"][sl] = roma.rotmat_to_rotvec(out["rotmats"]).cpu().numpy()
-                    arr["shape"][sl] = out["shape"].cpu().numpy()
-                    arr["uv_l"][sl] = sampler.from_vertices(verts).cpu().numpy().astype(np.float16)
-                    arr["uv_j"][sl] = distribute_joints(out["j_refine"], labels).cpu().numpy().astype(np.float16)
+                    for name, v in ik_rows(net, body, sampler, labels, ji, obs).items():
+                        arr[name][sl] = v.cpu().numpy()
                     arr["index"][sl] = np.asarray(cache.arrays["index"][sl])
             close_split_arrays(d, arr, {"variant": cfg["variant"], "seed": cfg["seed"], "samples": n,
                                         "uv_res": UV_RES, "dmp_cache": str(dmp_cache_dir)})

@@ -173,7 +173,8 @@ class SampleDataset(torch.utils.data.Dataset):
     Args: root: the split's folder (index.json + shards); joints: 14 or 24, the A_uv parts that
     M_j, M_d and `parts` use; augment: an Augment for training, None for none; occlusion: composite
     the split's synthetic occluders (False for the dmp14_nosynocc variant); seed: the run seed;
-    verify: check every shard's CRC-32 on opening (reads all data once).
+    verify: check every shard's CRC-32 on opening (reads all data once per process; on by default,
+    so a corrupt shard stops the rule with a ShardError naming it instead of feeding it garbage).
 
     __getitem__(i) -> dict (S = image size; float32 unless noted; metres in the camera frame,
     root-relative, root = mid-hips; pixels: continuous coordinates, pixel (r, c) centre at
@@ -198,7 +199,7 @@ class SampleDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, root: str | Path, joints: int = 14, augment: Optional[Augment] = None,
-                 occlusion: bool = True, seed: int = 0, verify: bool = False):
+                 occlusion: bool = True, seed: int = 0, verify: bool = True):
         if joints not in (14, 24):
             raise ValueError(f"joints must be 14 or 24, got {joints}")
         self.root = Path(root)

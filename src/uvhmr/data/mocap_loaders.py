@@ -225,10 +225,26 @@ def _amass_rate(path: Path) -> float:
     raise MocapSourceError(f"{path}: no `mocap_framerate` (or `mocap_frame_rate`): cannot subsample to mocap.fps")
 
 
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, numbers, strings and numpy arrays, nothing else: a downloaded .pkl
+    cannot run code when it is read (plain pickle.load calls whatever a file names)."""
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"), ("_codecs", "encode"),
+               *((m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("_reconstruct", "scalar")),
+               ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+               *(("numpy", f"dtypes.{n}") for n in ("Float32DType", "Float64DType", "Int64DType", "Int32DType"))}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only numpy arrays, numbers, strings, "
+                                         "lists and dicts may be in a motion file)")
+        return super().find_class(module, name)
+
+
 def _read_pkl(path: Path) -> dict:
     try:
         with open(path, "rb") as fh:
-            d = pickle.load(fh)
+            d = _ArraysOnlyUnpickler(fh, encoding="latin1").load()
     except Exception as e:   # a broken pickle can raise almost anything
         raise MocapSourceError(f"{path}: not a readable AIST++ motion pickle ({type(e).__name__}: {e})") from None
     if not isinstance(d, dict) or not {"smpl_poses", "smpl_trans", "smpl_scaling"} <= set(d):

@@ -11,9 +11,9 @@ Layout (all integers little-endian)::
     16 + H -     the arrays' raw C-order bytes, each starting on a 64-byte boundary
 
 Readers check the magic, the header and the file size when they open a shard (cheap), and the
-CRC-32 of every array on `verify()`; every failure is a `ShardError` whose message names the
-file and says how to recover. Writing is atomic (io.atomic_path) and deterministic: the same
-arrays and attrs give the same bytes.
+CRC-32 of every array on `verify()` (SampleDataset does, once per process and file); every failure
+is a `ShardError` whose message names the file and says how to recover. Writing is atomic
+(io.atomic_path) and deterministic: the same arrays and attrs give the same bytes.
 """
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ VERSION = 1
 ALIGN = 64
 SUFFIX = ".shard"
 _REBUILD = "rebuild it (delete the split's folder and rerun the workflow's dataset rule)"
+
+
+# Shards whose CRCs passed in this process: (resolved path, inode, size, mtime_ns).
+_VERIFIED: set[tuple] = set()
 
 
 class ShardError(ValueError):
@@ -142,10 +146,16 @@ class Shard:
         return raw.view(np.dtype(m["dtype"])).reshape(m["shape"])
 
     def verify(self) -> None:
-        """Check every array's CRC-32 (reads the whole file)."""
+        """Check every array's CRC-32 (reads the whole file, once per process: a file already
+        verified, unchanged since (same inode, size and mtime), is not read again)."""
+        st = self.path.stat()
+        key = (str(self.path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+        if key in _VERIFIED:
+            return
         for name, m in self.header["arrays"].items():
             if _crc(self[name]) != m["crc32"]:
                 self._fail(f"corrupt: array {name!r} fails its CRC-32 check")
+        _VERIFIED.add(key)
 
     def __getstate__(self):
         return {"path": self.path, "header": self.header, "attrs": self.attrs, "_data": self._data, "_mm": None}

@@ -122,10 +122,20 @@ def _rows(sec, split: str, root: Path, log) -> list[tuple[str, dict, int]]:
 
 
 def _read_image(path: Path) -> np.ndarray:
+    """An image file -> (H, W, 3) uint8 RGB; SpinFormatError naming the file if it is missing, not
+    an image, or a truncated JPEG (which OpenCV would decode silently, grey below the cut)."""
     import cv2
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    hint = "check dataset.files and dataset.spin_images, or download the file again"
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise SpinFormatError(f"{path}: missing or unreadable image ({e.strerror or e}; {hint})") from None
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if img is None:
-        raise SpinFormatError(f"{path}: missing or unreadable image (check dataset.files and dataset.spin_images)")
+        raise SpinFormatError(f"{path}: not a readable image ({len(data)} bytes; {hint})")
+    if data[:2] == b"\xff\xd8" and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
+        # No end-of-image marker after the last scan: the file was cut short.
+        raise SpinFormatError(f"{path}: truncated JPEG (no end marker after its last scan; {hint})")
     return np.ascontiguousarray(img[..., ::-1])
 
 

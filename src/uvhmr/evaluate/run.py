@@ -7,6 +7,7 @@ All errors in mm on LSP-14, root = mid-hips (DESIGN §7); PA = per-sample simila
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from uvhmr.cache.dmp import DmpCache
 from uvhmr.cache.ik import IkCache
 from uvhmr.data.dataset import SampleDataset
 from uvhmr.evaluate import metrics as M
+from uvhmr.evaluate.iterative_ik import fit_iterative_ik
 from uvhmr.io import write_json
 from uvhmr.train.trainer import pick_device
 from uvhmr.uv.gt import root_of
@@ -42,11 +44,20 @@ def _gt(data_dir: Path, index: np.ndarray, body, seed: int) -> dict:
             "vertices": torch.cat(verts), "items": items}
 
 
+# joint_metrics' per-joint errors (N, J) in mm, under this key: averaged over samples (and seeds)
+# into the JSON's per_joint_mpjpe_mm, not kept per sample.
+PER_JOINT = "_per_joint_mm"
+
+
 def joint_metrics(pred: torch.Tensor, gt: dict, prefix: str = "") -> dict:
-    """Per-sample MPJPE, PA-MPJPE and their visible-only versions, plus per-joint MPJPE."""
-    return {f"{prefix}mpjpe": M.mpjpe(pred, gt["joints"]), f"{prefix}pa_mpjpe": M.pa_mpjpe(pred, gt["joints"]),
-            f"{prefix}mpjpe_visible": M.mpjpe(pred, gt["joints"], visible=gt["visible"]),
-            f"{prefix}pa_mpjpe_visible": M.pa_mpjpe(pred, gt["joints"], visible=gt["visible"])}
+    """Per-sample MPJPE, PA-MPJPE and their visible-only versions; without a prefix also the
+    per-joint MPJPE (key PER_JOINT)."""
+    out = {f"{prefix}mpjpe": M.mpjpe(pred, gt["joints"]), f"{prefix}pa_mpjpe": M.pa_mpjpe(pred, gt["joints"]),
+           f"{prefix}mpjpe_visible": M.mpjpe(pred, gt["joints"], visible=gt["visible"]),
+           f"{prefix}pa_mpjpe_visible": M.pa_mpjpe(pred, gt["joints"], visible=gt["visible"])}
+    if not prefix:
+        out[PER_JOINT] = M.per_joint_error(pred, gt["joints"]) * M.MM_PER_M
+    return out
 
 
 def mesh_metrics(verts: torch.Tensor, joints: torch.Tensor, gt: dict, prefix: str = "") -> dict:
@@ -57,25 +68,31 @@ def _summarize(per_sample: dict) -> dict:
     return {k: M.summarize(v) for k, v in per_sample.items()}
 
 
-def _per_joint(pred, gt) -> dict:
-    e = M.per_joint_error(pred, gt["joints"]) * 1000
-    return dict(zip(M.LSP14_NAMES, e.mean(0).tolist()))
+def data_provenance(data_dir) -> dict:
+    """Which data a score comes from: the test split's folder and its index.json's description."""
+    from uvhmr.data.synthetic import INDEX
+    try:
+        index = json.loads((Path(data_dir) / INDEX).read_text())
+    except (OSError, ValueError):
+        index = {}
+    occ = index.get("occlusion") or {}
+    return {"path": str(data_dir), "source": index.get("source"), "split": index.get("split"),
+            "samples": index.get("num_samples"), "image_size": index.get("image_size"),
+            "body_model": index.get("backend"), "seed": index.get("seed"), "occluder_families": occ.get("families")}
 
 
 def evaluate_target(target: str, kind: str, inputs: dict, rp, log=print) -> dict:
     from uvhmr.body.model import load_body_model
     device = pick_device(rp.run.device)
     body = load_body_model(inputs["body"])
-    result = {"target": target, "kind": kind, "profile": rp.profile}
+    result = {"target": target, "kind": kind, "profile": rp.profile, "data": data_provenance(inputs["data"])}
     per_seed = []
 
     if kind == "dmp":
-        cache = DmpCache(inputs["dmp_cache"], "test")
-        index = np.asarray(cache.arrays["index"])
+        pred = dmp_predictions(inputs["dmp_cache"])
+        index = pred["index"]
         gt = _gt(inputs["data"], index, body, rp.run.seed)
-        j = torch.as_tensor(np.array(cache.arrays["j_initial"]))
-        obs = torch.as_tensor(np.array(cache.arrays["observed"]))
-        j = j * obs[..., None]                                  # a joint never observed sits at the root
+        j, obs = pred["joints"], pred["observed"]               # a joint never observed sits at the root
         if j.shape[1] == 24:
             idx = list(SMPL24_TO_LSP14[:13])
             sub = {"joints": gt["joints"][:, :13], "visible": gt["visible"][:, :13]}
@@ -83,14 +100,19 @@ def evaluate_target(target: str, kind: str, inputs: dict, rp, log=print) -> dict
             ps.update({f"all24_{k}": v for k, v in {"mpjpe": M.mpjpe(j, gt["joints24"], hips=(2, 1))}.items()})
         else:
             ps = joint_metrics(j, gt)
-            result["per_joint_mpjpe_mm"] = _per_joint(j, gt)
         ps["observed_fraction"] = obs.float().mean(1)
         per_seed.append(ps)
     elif kind == "ik":
         cache = IkCache(inputs["ik_cache"], "test")
         index = np.asarray(cache.arrays["index"])
         gt = _gt(inputs["data"], index, body, rp.run.seed)
-        per_seed += _ik_seeds(inputs["model"], *_dmp_test(inputs["dmp_cache"]), body, gt, device)
+        j_in, observed = _dmp_test(inputs["dmp_cache"])
+        seeds = _ik_seeds(inputs["model"], j_in, observed, body, gt, device)
+        for ps in seeds:        # J_initial on the same rows, next to what IK makes of it
+            ps.update(joint_metrics(j_in * observed[..., None], gt, prefix="input_"))
+        per_seed += seeds
+        if inputs.get("mocap"):
+            result["heldout_mocap"] = _ik_heldout_mocap(inputs["model"], inputs["mocap"], body, rp, device)
     elif kind == "uvi":
         per_seed += _uvi_seeds(inputs, body, rp, device)
         index = np.asarray(DmpCache(inputs["dmp_cache"], "test").arrays["index"])
@@ -107,34 +129,98 @@ def evaluate_target(target: str, kind: str, inputs: dict, rp, log=print) -> dict
     else:
         raise ValueError(f"unknown evaluation kind {kind!r} for target {target!r}")
 
+    per_joint = [ps.pop(PER_JOINT) for ps in per_seed if PER_JOINT in ps]
+    if per_joint:   # mean over samples, then over seeds; DMP-24's LSP subset has 13 joints (no head top)
+        e = torch.stack([p.mean(0) for p in per_joint]).mean(0)
+        result["per_joint_mpjpe_mm"] = dict(zip(M.LSP14_NAMES, e.tolist()))
     result["seeds"] = [_summarize(ps) for ps in per_seed]
     first = per_seed[0]
     result["n"] = int(len(next(iter(first.values()))))
     result["metrics"] = {k: float(np.mean([s[k]["mean"] for s in result["seeds"]])) for k in result["seeds"][0]}
     if len(per_seed) > 1:
         result["metrics_std_over_seeds"] = {k: float(np.std([s[k]["mean"] for s in result["seeds"]])) for k in result["seeds"][0]}
+    if "heldout_mocap" in result:
+        result["metrics"].update({f"heldout_mocap_{k}": v for k, v in result["heldout_mocap"]["metrics"].items()})
     result["per_sample"] = {k: [None if not np.isfinite(x) else round(float(x), 3) for x in v.tolist()] for k, v in first.items()}
     return result
 
 
+# ----------------------------------------------------------------------------- predictions
+# What each stage predicts for test rows: scored below, and drawn by the report's figures
+# (uvhmr.report.figures), so a figure shows exactly what the metrics score.
+
+def dmp_predictions(dmp_dir, split: str = "test") -> dict:
+    """A DMP cache split -> j_initial (N, K, 3) as cached (IK's input); joints: the same with every
+    joint that had no observed texel at the root (what is scored); observed (N, K) bool; camera
+    (N, 3): DMP's weak perspective (s, tx, ty); index (N,): the dataset sample of each row."""
+    c = DmpCache(dmp_dir, split)
+    j = torch.as_tensor(np.array(c.arrays["j_initial"]))
+    obs = torch.as_tensor(np.array(c.arrays["observed"]))
+    return {"j_initial": j, "joints": j * obs[..., None], "observed": obs,
+            "camera": torch.as_tensor(np.array(c.arrays["camera"])), "index": np.asarray(c.arrays["index"])}
+
+
 def _dmp_test(dmp_dir) -> tuple[torch.Tensor, torch.Tensor]:
-    c = DmpCache(dmp_dir, "test")
-    return torch.as_tensor(np.array(c.arrays["j_initial"])), torch.as_tensor(np.array(c.arrays["observed"]))
+    p = dmp_predictions(dmp_dir)
+    return p["j_initial"], p["observed"]
 
 
-def _ik_seeds(model_dir: Path, j_in: torch.Tensor, observed: torch.Tensor, body, gt, device) -> list[dict]:
-    """Every seed of an IK variant fed (J, 14, 3) joints with an observed mask: J_refine's joint
-    metrics, and the GIK-Net mesh's joint and vertex metrics (prefix mesh_)."""
+def seed_models(model_dir) -> list[Path]:
+    """A variant folder's seed*.pt files in seed order (seed2 before seed10)."""
+    return sorted(Path(model_dir).glob("seed*.pt"), key=lambda f: (len(f.stem), f.stem))
+
+
+def ik_predictions(model_dir, j_in: torch.Tensor, observed: torch.Tensor, body, device,
+                   seeds: int | None = None) -> list[dict]:
+    """Every seed (or the first `seeds`) of an IK variant fed (N, 14, 3) joints with an observed
+    mask -> per seed {"seed", "j_refine": JointRefineNet's joints, "mesh_joints" and "vertices":
+    GIK-Net's posed mesh}, camera frame, mid-hip-relative, metres, on the CPU."""
     from uvhmr.train.ik import load_ik, pose_mesh
     out = []
-    for f in sorted(Path(model_dir).glob("seed*.pt")):
+    for f in seed_models(model_dir)[:seeds]:
         net, _ = load_ik(f, device)
         with torch.no_grad():
             o = net(j_in.to(device), observed.to(device))
             verts, joints = pose_mesh(body.to(device), o["rotmats"], o["shape"])
-        ps = joint_metrics(o["j_refine"].cpu(), gt)
-        ps.update(joint_metrics(joints.cpu(), gt, prefix="mesh_"))
-        ps.update(mesh_metrics(verts.cpu(), joints.cpu(), gt, prefix="mesh_"))
+        out.append({"seed": f.stem, "j_refine": o["j_refine"].cpu(), "mesh_joints": joints.cpu(), "vertices": verts.cpu()})
+    return out
+
+
+def uvi_predictions(model_dir, make_inputs, uv, device, seeds: int | None = None) -> list[dict]:
+    """Every seed (or the first `seeds`) of a UVI variant, fed by `make_inputs(cfg) -> (inputs,
+    camera)` -> per seed {"seed", "joints": A_uv part means of UV_j, "vertices": UV_l at the
+    vertex UVs, "camera": UVI's weak-perspective camera}, on the CPU."""
+    from uvhmr.train.uvi import OUT_RES, infer, load_uvi
+    sampler, labels = uv.sampler(OUT_RES).to(device), uv.auv(14, OUT_RES).to(device)
+    out = []
+    for f in seed_models(model_dir)[:seeds]:
+        net, cfg = load_uvi(f, device)
+        x, cam = make_inputs(cfg)
+        with torch.no_grad():
+            o = net(x.to(device), cam.to(device))
+            joints, verts = infer(o, sampler, labels)
+        out.append({"seed": f.stem, "joints": joints.cpu(), "vertices": verts.cpu(), "camera": o["camera"].cpu()})
+    return out
+
+
+def uvi_cache_inputs(dmp_dir, ik_dir, rows=None, split: str = "test"):
+    """`make_inputs` for uvi_predictions from the DMP and IK caches (cache rows `rows`, all by default)."""
+    from uvhmr.train.uvi import uvi_inputs
+    dmp, ik = DmpCache(dmp_dir, split), IkCache(ik_dir, split)
+    rows = np.arange(len(dmp)) if rows is None else np.asarray(rows)
+    return lambda cfg: uvi_inputs(dmp, ik, rows, cfg["use_dmp"], cfg["use_ik"])
+
+
+# ----------------------------------------------------------------------------- scores
+
+def _ik_seeds(model_dir: Path, j_in: torch.Tensor, observed: torch.Tensor, body, gt, device) -> list[dict]:
+    """Every seed of an IK variant fed (J, 14, 3) joints with an observed mask: J_refine's joint
+    metrics, and the GIK-Net mesh's joint and vertex metrics (prefix mesh_)."""
+    out = []
+    for p in ik_predictions(model_dir, j_in, observed, body, device):
+        ps = joint_metrics(p["j_refine"], gt)
+        ps.update(joint_metrics(p["mesh_joints"], gt, prefix="mesh_"))
+        ps.update(mesh_metrics(p["vertices"], p["mesh_joints"], gt, prefix="mesh_"))
         out.append(ps)
     return out
 
@@ -142,28 +228,20 @@ def _ik_seeds(model_dir: Path, j_in: torch.Tensor, observed: torch.Tensor, body,
 def _uvi_seed_metrics(model_dir, make_inputs, uv, gt, device) -> list[dict]:
     """Every seed of a UVI variant: `make_inputs(cfg) -> (inputs, camera)` feeds it; its joints
     (A_uv part means of UV_j) and mesh (UV_l at the vertex UVs) are scored against `gt`."""
-    from uvhmr.train.uvi import OUT_RES, infer, load_uvi
-    sampler, labels = uv.sampler(OUT_RES).to(device), uv.auv(14, OUT_RES).to(device)
     out = []
-    for f in sorted(Path(model_dir).glob("seed*.pt")):
-        net, cfg = load_uvi(f, device)
-        x, cam = make_inputs(cfg)
-        with torch.no_grad():
-            joints, verts = infer(net(x.to(device), cam.to(device)), sampler, labels)
-        ps = joint_metrics(joints.cpu(), gt)
-        ps.update(mesh_metrics(verts.cpu(), joints.cpu(), gt))
+    for p in uvi_predictions(model_dir, make_inputs, uv, device):
+        ps = joint_metrics(p["joints"], gt)
+        ps.update(mesh_metrics(p["vertices"], p["joints"], gt))
         out.append(ps)
     return out
 
 
 def _uvi_seeds(inputs, body, rp, device) -> list[dict]:
-    from uvhmr.train.uvi import uvi_inputs
     from uvhmr.uv.assets import load_uv_assets
-    dmp, ik = DmpCache(inputs["dmp_cache"], "test"), IkCache(inputs["ik_cache"], "test")
+    dmp = DmpCache(inputs["dmp_cache"], "test")
     gt = _gt(inputs["data"], np.asarray(dmp.arrays["index"]), body, rp.run.seed)
     uv = load_uv_assets(inputs["uv"], body.faces.numpy())
-    return _uvi_seed_metrics(inputs["model"], lambda cfg: uvi_inputs(dmp, ik, np.arange(len(dmp)), cfg["use_dmp"], cfg["use_ik"]),
-                             uv, gt, device)
+    return _uvi_seed_metrics(inputs["model"], uvi_cache_inputs(inputs["dmp_cache"], inputs["ik_cache"]), uv, gt, device)
 
 
 def _hmr(inputs, body, rp, device) -> dict:
@@ -203,24 +281,32 @@ def _iterative_ik(inputs, body, rp, device, log, iterations: int = 50) -> dict:
     ji, obs = _dmp_test(inputs["dmp_cache"])
     c = DmpCache(inputs["dmp_cache"], "test")
     gt = _gt(inputs["data"], np.asarray(c.arrays["index"]), body, rp.run.seed)
-    n = len(ji)
-    pose = torch.zeros(n, body.num_joints, 3, requires_grad=True)
-    shape = body.mean_shape()[None].repeat(n, 1).requires_grad_(True)
-    opt = torch.optim.Adam([pose, shape], lr=0.05)
-    w = obs.float()[..., None]
-    for _ in range(iterations):
-        out = body(pose, shape)
-        j = out.lsp14 - root_of(out.lsp14)
-        loss = ((j - ji).abs() * w).sum() / w.sum().clamp(min=1) + 1e-3 * pose.square().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    pose, shape = fit_iterative_ik(body, ji, obs, iterations)
     with torch.no_grad():
         out = body(pose, shape)
         root = root_of(out.lsp14)
     ps = joint_metrics(out.lsp14 - root, gt)
     ps.update(mesh_metrics(out.vertices - root, out.lsp14 - root, gt))
     return ps
+
+
+def _ik_heldout_mocap(model_dir, mocap_dir, body, rp, device, n: int = 1000, zero: float = 0.3) -> dict:
+    """IK on held-out mocap poses (the mocap rule's val split, put in the camera frame as the
+    dataset would photograph them) with `zero` of the joints zeroed, as in training: MPJPE of the
+    input (zeroed joints at the root), of J_refine and of GIK-Net's mesh joints, mean over seeds."""
+    from uvhmr.data.mocap import open_mocap
+    from uvhmr.train.ik import to_camera_frame
+    m = open_mocap(mocap_dir, "val")
+    rows = m.batch(np.arange(min(n, len(m))))
+    gt = to_camera_frame(rows, rp.run.seed + 1, body.up_axis)["joints"]
+    g = torch.Generator().manual_seed(rp.run.seed)
+    observed = torch.rand(gt.shape[:2], generator=g) >= zero
+    j_in = gt * observed[..., None]
+    per_seed = [{"input_mpjpe": M.mpjpe(j_in, gt), "j_refine_mpjpe": M.mpjpe(p["j_refine"], gt),
+                 "mesh_mpjpe": M.mpjpe(p["mesh_joints"], gt)}
+                for p in ik_predictions(model_dir, j_in, observed, body, device)]
+    return {"samples": len(gt), "zeroed_fraction": zero,
+            "metrics": {k: float(np.mean([float(ps[k].mean()) for ps in per_seed])) for k in per_seed[0]}}
 
 
 def _oracle_ik(inputs, body, rp, device) -> list[dict]:

@@ -1,7 +1,8 @@
 """DMP, the dense map prediction module (paper §3.1, DESIGN §6).
 
 A ResNet encoder, a decoder with skip connections up to 1/`out_stride` of the input, and heads for
-the body mask (logits), the UV coordinates (sigmoid), and the camera-frame maps M_j, M_l, M_d
+the body mask (logits), the UV coordinates (sigmoid), the A_uv part of each body pixel (logits,
+DensePose's "I"; J_initial aggregates M_j by it), and the camera-frame maps M_j, M_l, M_d
 (metres, root-relative); a global feature regresses the weak-perspective camera (s, tx, ty).
 The decoder's last features are the local features UVI later warps into UV space.
 """
@@ -24,26 +25,38 @@ def conv_bn(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
+def with_coords(x: torch.Tensor) -> torch.Tensor:
+    """Append the pixel's normalised image coordinates (x, y in [-1, 1]) as two channels.
+    (B, C, h, w) -> (B, C + 2, h, w). The maps are root-relative 3-D positions: a surface point's
+    x, y are nearly an affine function of where it is in the image (the weak-perspective camera),
+    which translation-equivariant convolutions alone cannot express (CoordConv)."""
+    b, _, h, w = x.shape
+    ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype)
+    xs = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"))[None].expand(b, -1, -1, -1)
+    return torch.cat([x, grid], 1)
+
+
 class UpBlock(nn.Module):
-    """Upsample x2, concatenate the encoder's skip feature, two 3x3 convs."""
+    """Upsample x2, concatenate the encoder's skip feature and the pixel coordinates, two 3x3 convs."""
 
     def __init__(self, cin: int, cskip: int, cout: int):
         super().__init__()
-        self.conv = nn.Sequential(conv_bn(cin + cskip, cout), conv_bn(cout, cout))
+        self.conv = nn.Sequential(conv_bn(cin + cskip + 2, cout), conv_bn(cout, cout))
 
     def forward(self, x, skip):
         x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-        return self.conv(torch.cat([x, skip], 1))
+        return self.conv(with_coords(torch.cat([x, skip], 1)))
 
 
 class DMPNet(nn.Module):
     """(B, 3, H, W) RGB image in [0, 1] -> dict:
-      mask (B, 1, h, w) logits; uv (B, 2, h, w) in [0, 1]; mj, ml, md (B, 3, h, w) metres;
+      mask (B, 1, h, w) logits; uv (B, 2, h, w) in [0, 1]; parts (B, K, h, w) logits; mj, ml, md (B, 3, h, w) metres;
       camera (B, 3) weak perspective (s, tx, ty); features (B, C, h, w) local features;
     with h = H / out_stride."""
 
     def __init__(self, backbone: str = "resnet18", out_stride: int = 2, decoder_channels: int = 64,
-                 feature_channels: int = 32, pretrained: Optional[str] = None):
+                 feature_channels: int = 32, pretrained: Optional[str] = None, parts: int = 14):
         super().__init__()
         if out_stride not in STRIDES[:2]:
             raise ValueError(f"out_stride must be 2 or 4, got {out_stride}")
@@ -59,8 +72,9 @@ class DMPNet(nn.Module):
             blocks.append(UpBlock(cin, skip, widths[k]))
             cin = widths[k]
         self.up = nn.ModuleList(blocks)
-        self.local = conv_bn(cin, feature_channels)
+        self.local = conv_bn(cin + 2, feature_channels)
         self.heads = nn.ModuleDict({"mask": nn.Conv2d(feature_channels, 1, 1), "uv": nn.Conv2d(feature_channels, 2, 1),
+                                    "parts": nn.Conv2d(feature_channels, parts, 1),
                                     "mj": nn.Conv2d(feature_channels, 3, 1), "ml": nn.Conv2d(feature_channels, 3, 1),
                                     "md": nn.Conv2d(feature_channels, 3, 1)})
         self.camera = nn.Sequential(nn.Linear(ch[4], 256), nn.ReLU(inplace=True), nn.Linear(256, 3))
@@ -77,7 +91,7 @@ class DMPNet(nn.Module):
         x = f[4]
         for k, block in enumerate(self.up):
             x = block(x, f[3 - k])
-        feat = self.local(x)
+        feat = self.local(with_coords(x))
         out = {name: head(feat) for name, head in self.heads.items()}
         out["uv"] = torch.sigmoid(out["uv"])
         out["camera"] = self.camera(f[4].mean((2, 3)))

@@ -1,6 +1,9 @@
 """Write reports/<profile>/: ablation.md/.csv (Table 4's rows), comparison.md (stages, baselines,
-floor and oracle rows, with the paper's published 3DOH numbers as labelled reference rows) and
-metrics.json (DVC metrics). Every number comes from results/<profile>/metrics/*.json."""
+floor and oracle rows, with the paper's published 3DOH numbers as labelled reference rows),
+metrics.json (DVC metrics), per_joint_mpjpe.csv, and plots/ (the data of dvc.yaml's `plots:`:
+training curves and per-joint errors). Every number comes from results/<profile>/metrics/*.json
+and the per-epoch CSVs the training rules write beside their models (results/<profile>/models/).
+The markdown files say which profile, data and commit produced them (report/provenance.py)."""
 from __future__ import annotations
 
 import csv
@@ -10,7 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from uvhmr.io import atomic_dir
+from uvhmr.evaluate.metrics import LSP14_NAMES
+from uvhmr.io import write_text
+from uvhmr.report.provenance import data_of, provenance, provenance_line
+from uvhmr.workflow import PER_JOINT_PLOTS, REPORT_PLOTS, REPORT_TABLES
 
 # (label, target, which metrics: "" = own, "visible" = the Nonoccluded view, full stage to compare with)
 TABLE4 = [
@@ -63,10 +69,12 @@ def _fmt(x) -> str:
     return "-" if x is None or not np.isfinite(x) else f"{x:.1f}"
 
 
-def build_tables(metrics: dict, profile: str) -> dict:
-    """metrics: target -> metrics JSON. -> {file name: text}."""
-    head = (f"Profile **{profile}**, written by `uvhmr report` from `results/{profile}/metrics/`; "
-            f"synthetic test split (n = {next(iter(metrics.values()))['n'] if metrics else 0}). Errors in mm.\n\n")
+def build_tables(metrics: dict, profile: str, prov: dict | None = None) -> dict:
+    """metrics: target -> metrics JSON; prov: report.provenance's dict (commit "unknown" if not
+    given). -> {file name: text}."""
+    prov = prov or {"profile": profile, "data": data_of(metrics), "commit": "unknown"}
+    head = (provenance_line(prov) + f" Written by `uvhmr report` from `results/{profile}/metrics/` "
+            f"(n = {next(iter(metrics.values()))['n'] if metrics else 0} test samples). Errors in mm.\n\n")
     rows, lines = [], ["| | MPVE | MPJPE | PA-MPJPE | Δ MPJPE vs full stage (95 % CI) | seeds |", "|---|---|---|---|---|---|"]
     for label, target, view, full in TABLE4:
         if target not in metrics:
@@ -102,15 +110,113 @@ def build_tables(metrics: dict, profile: str) -> dict:
         comp.append(f"| {label} (paper) | {_fmt(a) if a else '-'} | {b:.1f} | {c:.1f} |")
     dvc = {t: {k: round(v, 2) for k, v in m["metrics"].items() if np.isfinite(v)} for t, m in sorted(metrics.items())}
     return {"ablation.md": ablation, "ablation.csv": buf.getvalue(), "comparison.md": "\n".join(comp) + "\n",
-            "metrics.json": json.dumps({"profile": profile, **dvc}, indent=2) + "\n"}
+            "metrics.json": json.dumps({"profile": profile, **dvc}, indent=2) + "\n",
+            "per_joint_mpjpe.csv": per_joint_table(metrics)}
 
 
-def run_report(rp, metrics_dir: Path, out_dir: Path, log=print) -> None:
+# ----------------------------------------------------------------------------- DVC plots data
+# Files under reports/<profile>/plots/, each named in dvc.yaml's top-level `plots:` with its
+# columns. Columns are the variant names of params.yaml's `variants` (fixed names) so dvc.yaml
+# can list them; seeds are averaged (per epoch) because their number differs between profiles.
+TRAINING_PLOTS = {   # file (uvhmr.workflow.TRAINING_PLOTS) -> (models subfolder, CSV column plotted)
+    "plots/train_dmp.csv": ("dmp", "loss_total"),
+    "plots/train_dmp_val.csv": ("dmp", "val_j_initial_mpjpe_mm"),
+    "plots/train_hmr.csv": ("", "loss_total"),
+    "plots/train_ik.csv": ("ik", "loss_total"),
+    "plots/train_uvi.csv": ("uvi", "loss_total"),
+}
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _num(x) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def training_curves(models_dir: Path) -> dict[str, dict[str, dict[int, float]]]:
+    """results/<profile>/models -> {plot file: {series: {epoch: value}}} from the per-epoch CSVs
+    (models/dmp/<v>.csv, models/hmr.csv, models/{ik,uvi}/<v>/seed<k>.csv, seeds averaged)."""
+    models_dir = Path(models_dir)
+    out: dict[str, dict[str, dict[int, float]]] = {}
+    for name, (sub, column) in TRAINING_PLOTS.items():
+        if sub == "dmp":
+            groups = {f.stem: [f] for f in sorted((models_dir / "dmp").glob("*.csv"))}
+        elif sub == "":
+            groups = {"hmr": [models_dir / "hmr.csv"]} if (models_dir / "hmr.csv").is_file() else {}
+        else:
+            groups = {d.name: sorted(d.glob("seed*.csv")) for d in sorted((models_dir / sub).glob("*")) if d.is_dir()}
+        series: dict[str, dict[int, float]] = {}
+        for label, files in groups.items():
+            per_epoch: dict[int, list[float]] = {}
+            for f in files:
+                for row in _read_csv(f):
+                    if column in row and row.get("epoch"):
+                        per_epoch.setdefault(int(float(row["epoch"])), []).append(_num(row[column]))
+            if per_epoch:
+                series[label] = {e: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+                                 for e, v in sorted(per_epoch.items())}
+        if column == "val_j_initial_mpjpe_mm":          # the mean pose: the floor DMP must beat
+            f = models_dir / "dmp" / "dmp14.csv"
+            rows = _read_csv(f) if f.is_file() else []
+            if rows and "val_mean_pose_mpjpe_mm" in rows[0]:
+                series["mean_pose"] = {int(float(r["epoch"])): _num(r["val_mean_pose_mpjpe_mm"]) for r in rows}
+        out[name] = series
+    return out
+
+
+def _wide_csv(first: str, series: dict[str, dict]) -> str:
+    """{series: {key: value}} -> CSV with column `first` and one column per series (blank where
+    a series has no value for a key)."""
+    keys = sorted({k for s in series.values() for k in s})
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([first, *series])
+    for k in keys:
+        w.writerow([k, *("" if k not in s or not np.isfinite(s[k]) else f"{s[k]:.6g}" for s in series.values())])
+    return buf.getvalue()
+
+
+def per_joint_table(metrics: dict) -> str:
+    """Per-joint MPJPE (mm) of every target that records it: one row per LSP-14 joint."""
+    series = {t: m["per_joint_mpjpe_mm"] for t, m in sorted(metrics.items()) if m.get("per_joint_mpjpe_mm")}
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["joint", *series])
+    for j in LSP14_NAMES:
+        w.writerow([j, *("" if s.get(j) is None else f"{s[j]:.1f}" for s in series.values())])
+    return buf.getvalue()
+
+
+def build_plots(metrics: dict, models_dir: Path | None) -> dict:
+    """-> {path under reports/<profile>/: CSV text}: training curves and per-joint errors."""
+    out = {name: _wide_csv("epoch", series) for name, series in
+           (training_curves(models_dir) if models_dir else {n: {} for n in TRAINING_PLOTS}).items()}
+    for t in PER_JOINT_PLOTS:
+        pj = (metrics.get(t) or {}).get("per_joint_mpjpe_mm") or {}
+        out[f"plots/per_joint/{t}.csv"] = "joint,mpjpe_mm\n" + "".join(
+            f"{j},{pj[j]:.1f}\n" for j in LSP14_NAMES if pj.get(j) is not None)
+    return out
+
+
+REPORT_FILES = (*REPORT_TABLES, *REPORT_PLOTS)
+
+
+def run_report(rp, metrics_dir: Path, out_dir: Path, log=print, models_dir: Path | None = None) -> None:
+    """Write every file of REPORT_FILES under out_dir (reports/<profile>; its figures/ folder is
+    the figures rule's and stays untouched)."""
     files = sorted(Path(metrics_dir).glob("*.json"))
     if not files:
         raise FileNotFoundError(f"{metrics_dir}: no metrics JSON; run the workflow's evaluate rule first")
     metrics = {f.stem: json.loads(f.read_text()) for f in files}
-    with atomic_dir(out_dir) as tmp:
-        for name, text in build_tables(metrics, rp.profile).items():
-            (tmp / name).write_text(text)
-    log(f"wrote {out_dir}: ablation.md, ablation.csv, comparison.md, metrics.json ({len(metrics)} targets)")
+    prov = provenance(rp.profile, metrics)
+    written = {**build_tables(metrics, rp.profile, prov), **build_plots(metrics, models_dir)}
+    assert set(written) == set(REPORT_FILES), sorted(set(written) ^ set(REPORT_FILES))
+    for name, text in written.items():
+        write_text(Path(out_dir) / name, text)
+    log(f"wrote {out_dir}: {len(written)} files ({len(metrics)} targets); commit {prov['commit']}")

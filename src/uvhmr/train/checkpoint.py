@@ -239,14 +239,21 @@ def _to_saved(state: dict) -> dict:
     return {k: (v.state_dict() if hasattr(v, "state_dict") else v) for k, v in state.items()}
 
 
-def _restore(state: dict, saved: dict) -> dict:
+def _restore(state: dict, saved: dict, where: str = "checkpoint") -> dict:
     missing = set(state) - set(saved)
     if missing:
-        raise CheckpointError(f"checkpoint lacks state entries {sorted(missing)}")
+        raise CheckpointError(f"{where} lacks state entries {sorted(missing)}")
     out = dict(state)
     for k, v in saved.items():
         if hasattr(state.get(k), "load_state_dict"):
-            state[k].load_state_dict(v)
+            try:
+                state[k].load_state_dict(v)
+            except Exception as e:  # noqa: BLE001 - another architecture, optimizer or layout
+                first = str(e).strip().splitlines()
+                raise CheckpointError(f"{where}: its {k!r} does not fit this run's {type(state[k]).__name__} "
+                                      f"(another architecture or variant? {type(e).__name__}: "
+                                      f"{first[1].strip() if len(first) > 1 else (first or [''])[0]}); "
+                                      "delete it to start from scratch") from None
         else:
             out[k] = v
     return out
@@ -294,7 +301,7 @@ def resumable_loop(
         rng = saved.pop(RNG_KEY, None)
         if rng is None:
             raise CheckpointError(f"checkpoint at step {start} in {ckpt_dir} has no RNG state")
-        state = _restore(state, saved)
+        state = _restore(state, saved, f"checkpoint {checkpoint_path(ckpt_dir, start)}")
         set_rng_state(rng)
     for step in range(start, n_steps):
         new = step_fn(state, step)

@@ -18,7 +18,7 @@ from uvhmr.io import save_with
 from uvhmr.models.backbone import ResNetEncoder
 from uvhmr.models.ik import rot6d_to_matrix
 from uvhmr.train.checkpoint import checkpoint_dir, hash_inputs
-from uvhmr.train.trainer import check_finite, pick_device, seed_everything, train_epochs
+from uvhmr.train.trainer import ModelFileError, check_finite, load_model_file, pick_device, seed_everything, train_epochs
 from uvhmr.uv.gt import root_of
 
 
@@ -66,11 +66,14 @@ def posed_joints(body, rotmats: torch.Tensor, shape: torch.Tensor) -> torch.Tens
 
 
 def load_hmr(path, body, device="cpu"):
-    blob = torch.load(path, map_location=device, weights_only=True)
-    cfg = blob["config"]
-    net = HMRNet(cfg["backbone"], cfg["num_bones"], torch.zeros(cfg["shape_dim"]))
-    net.load_state_dict(blob["state_dict"])
-    return net.to(device).eval(), cfg
+    """An HMR model file (weights_only) -> (eval-mode HMRNet, its config); ValueError naming a file
+    of another kind or architecture, or one trained for another body model."""
+    net, cfg = load_model_file(path, "HMR", lambda cfg: HMRNet(cfg["backbone"], cfg["num_bones"], torch.zeros(cfg["shape_dim"])),
+                               device)
+    if (cfg["num_bones"], cfg["shape_dim"]) != (body.num_joints, len(body.shape_labels)):
+        raise ModelFileError(f"{path}: an HMR model for a body model with {cfg['num_bones']} joints and {cfg['shape_dim']} "
+                         f"shape parameters, not this one ({body.num_joints}, {len(body.shape_labels)})")
+    return net, cfg
 
 
 def run_train_hmr(rp, data_dir: Path, body_dir: Path, out: Path, ckpt_root: Path, log=print) -> None:

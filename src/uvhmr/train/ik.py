@@ -24,7 +24,7 @@ from uvhmr.data.scene import canonical_rotation
 from uvhmr.io import atomic_dir
 from uvhmr.models.ik import GIKNet, JointRefineNet
 from uvhmr.train.checkpoint import checkpoint_dir, hash_inputs
-from uvhmr.train.trainer import check_finite, pick_device, seed_everything, train_epochs
+from uvhmr.train.trainer import check_finite, load_model_file, pick_device, seed_everything, train_epochs
 from uvhmr.uv.gt import root_of
 
 
@@ -49,23 +49,56 @@ def pose_mesh(body, rotmats: torch.Tensor, shape: torch.Tensor):
     return out.vertices - root, out.lsp14 - root
 
 
+def to_camera_frame(rows: dict, orient_seed: int, up_axis: str) -> dict:
+    """Body-frame mocap rows (pose (B, J, 3) root zero, shape (B, S), lsp14 (B, 14, 3)
+    mid-hip-relative) -> the camera frame the dataset photographs them in: a global orientation
+    from the dataset's sampler (seeded by `orient_seed`), then the model-to-camera turn.
+    -> {"joints" (B, 14, 3), "rotmats" (B, J, 3, 3) with the root's in the camera frame, "shape" (B, S)}."""
+    n = len(rows["pose"])
+    rv = OrientationSampler(up_axis=up_axis).sample(n, orient_seed)
+    C = torch.as_tensor(canonical_rotation(up_axis), dtype=torch.float32)
+    joints = rotate_points(rows["lsp14"].float(), rv) @ C.T
+    rot = roma.rotvec_to_rotmat(rows["pose"].float())
+    rot[:, 0] = C @ roma.rotvec_to_rotmat(rv.float())
+    return {"joints": joints, "rotmats": rot, "shape": rows["shape"].float()}
+
+
 class MocapSource:
     """Mocap training poses in the camera frame, as the dataset would photograph them."""
 
     def __init__(self, mocap_dir, body, seed: int):
         self.data = open_mocap(mocap_dir, "train")
-        self.orient = OrientationSampler(up_axis=body.up_axis)
-        self.C = torch.as_tensor(canonical_rotation(body.up_axis), dtype=torch.float32)
+        self.up_axis = body.up_axis
         self.rng = np.random.default_rng(seed)
 
     def batch(self, n: int, seed: int) -> dict:
         idx = np.sort(self.rng.choice(len(self.data), n, replace=False))
-        b = self.data.batch(idx)
-        rv = self.orient.sample(n, seed)
-        joints = rotate_points(b["lsp14"].float(), rv) @ self.C.T
-        rot = roma.rotvec_to_rotmat(b["pose"].float())
-        rot[:, 0] = self.C @ roma.rotvec_to_rotmat(rv.float())
-        return {"joints": joints, "rotmats": rot, "shape": b["shape"].float()}
+        return to_camera_frame(self.data.batch(idx), seed, self.up_axis)
+
+
+def prior_poses(body, n: int, seed: int, reject_penetration: bool = True, batch: int = 64) -> dict:
+    """n poses drawn fresh from the built-in pose prior (Anny) like the mocap rule draws them
+    (shapes from the model's prior, gross self-penetration rejected unless `reject_penetration`
+    is off), put in the camera frame like MocapSource.batch: for tests and benchmarks that need
+    IK samples without a mocap folder. -> the same dict as `to_camera_frame`."""
+    from uvhmr.data.pose_prior import PenetrationCheck, PosePrior
+    prior = PosePrior.from_model(body)
+    check = PenetrationCheck(body, seed=seed) if reject_penetration else None
+    rng = np.random.default_rng([seed, 7919])           # its own stream: not the mocap rule's blocks
+    kept: dict[str, list] = {"pose": [], "shape": [], "lsp14": []}
+    have = 0
+    while have < n:
+        pose = torch.from_numpy(prior.sample(batch, rng).pose)
+        shape = body.sample_shape(batch, int(rng.integers(2 ** 31))).cpu()
+        with torch.no_grad():
+            out = body(pose.to(body.faces.device), shape.to(body.faces.device))
+            ok = ~check(out.vertices, out.joints).cpu() if check is not None else torch.ones(batch, dtype=torch.bool)
+        lsp = out.lsp14.cpu()
+        for k, v in (("pose", pose), ("shape", shape), ("lsp14", lsp - root_of(lsp))):
+            kept[k].append(v[ok])
+        have += int(ok.sum())
+    rows = {k: torch.cat(v)[:n] for k, v in kept.items()}
+    return to_camera_frame(rows, seed, body.up_axis)
 
 
 class DmpSource:
@@ -114,11 +147,9 @@ def ik_losses(net_out: dict, target: dict, body, sec, vertex_idx: torch.Tensor) 
 
 
 def load_ik(path, device="cpu"):
-    blob = torch.load(path, map_location=device, weights_only=True)
-    cfg = blob["config"]
-    net = IKNet(cfg["num_bones"], torch.zeros(cfg["shape_dim"]))
-    net.load_state_dict(blob["state_dict"])
-    return net.to(device).eval(), cfg
+    """An IK model file (weights_only) -> (eval-mode IKNet, its config); ValueError naming a file
+    of another kind or architecture."""
+    return load_model_file(path, "IK", lambda cfg: IKNet(cfg["num_bones"], torch.zeros(cfg["shape_dim"])), device)
 
 
 def run_train_ik(rp, mocap_dir: Path, dmp_cache_dir: Path, data_dir: Path, body_dir: Path, out_dir: Path,

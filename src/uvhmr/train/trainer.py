@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from uvhmr.io import write_text
-from uvhmr.train.checkpoint import load_latest, resumable_loop
+from uvhmr.train.checkpoint import list_checkpoints, resumable_loop
 
 
 def pick_device(setting: str) -> torch.device:
@@ -35,12 +35,57 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
+class ModelFileError(ValueError):
+    """A model file of another kind, architecture or body model than the one expected."""
+
+
+def load_model_file(path, kind: str, build: Callable[[dict], torch.nn.Module], device="cpu"):
+    """A trained model file (read weights_only) -> (eval-mode network, its config).
+
+    build(config) makes the network the file's config describes. A file of another kind or
+    architecture (missing config keys, mismatched tensors, not a torch file) -> ModelFileError
+    naming the file; a missing file -> FileNotFoundError."""
+    p = Path(path)
+    try:
+        blob = torch.load(p, map_location=device, weights_only=True)
+        cfg = blob["config"]
+        net = build(cfg)
+        net.load_state_dict(blob["state_dict"])
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a file of another kind or architecture
+        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else (lines or [""])[0]
+        article = "an" if kind[0] in "AEFHILMNORSX" else "a"     # as spoken: an IK, an HMR, a UVI
+        raise ModelFileError(f"{p}: not {article} {kind} model file of this uvhmr ({type(e).__name__}: {detail})") from None
+    return net.to(device).eval(), cfg
+
+
+def last_good(ckpt_dir: Path) -> str:
+    """The newest checkpoint in ckpt_dir, in words, for an error message."""
+    found = list_checkpoints(ckpt_dir)
+    if not found:
+        return f"none yet (the run would start from scratch; checkpoints go to {ckpt_dir})"
+    step, path = found[-1]
+    return f"{path} (after epoch {step}; rerunning resumes from it)"
+
+
 def check_finite(loss: torch.Tensor, epoch: int, step: int, ckpt_dir: Path) -> None:
-    """Stop on a NaN/inf loss, naming where and the last good checkpoint, instead of training on."""
+    """Stop on a NaN/inf loss (an exploding loss ends there), naming where and the last good
+    checkpoint, instead of training on. epoch: 0-based, as run_epoch gets it (the message counts
+    from 1, like the epoch log lines); step: the batch within the epoch."""
     if not torch.isfinite(loss):
-        last = load_latest(ckpt_dir)
-        where = f"epoch {last[0]} checkpoint in {ckpt_dir}" if last else "no checkpoint yet"
-        raise NonFiniteLoss(f"loss became {loss.item()} at epoch {epoch}, step {step}; last good: {where}")
+        raise NonFiniteLoss(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}; "
+                            f"stopped without saving; last good checkpoint: {last_good(ckpt_dir)}")
+
+
+def check_finite_parameters(model: torch.nn.Module, epoch: int, ckpt_dir: Path) -> None:
+    """Before an epoch's checkpoint: refuse to save non-finite weights (a NaN gradient on an epoch's
+    last step would otherwise leave a NaN model behind a finite loss)."""
+    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise NonFiniteLoss(f"parameters became non-finite in epoch {epoch + 1} ({len(bad)} tensors, e.g. {bad[0]}); "
+                            f"stopped without saving; last good checkpoint: {last_good(ckpt_dir)}")
 
 
 def write_history(path: Path, rows: list[dict]) -> None:
@@ -65,14 +110,15 @@ def train_epochs(model: torch.nn.Module, optimizer: torch.optim.Optimizer, epoch
 
     def step(state, epoch):
         metrics = run_epoch(epoch)
+        check_finite_parameters(model, epoch, ckpt_dir)
         state["history"] = state["history"] + [{"epoch": epoch + 1, **metrics}]
         write_history(history_csv, state["history"])
         log("epoch %d/%d: %s" % (epoch + 1, epochs, ", ".join(
             f"{k} {v:.4g}" if isinstance(v, float) and math.isfinite(v) else f"{k} {v}" for k, v in metrics.items())))
 
-    resumed = load_latest(ckpt_dir)
-    if resumed:
-        log(f"resuming from the epoch-{resumed[0]} checkpoint in {ckpt_dir}")
+    done = list_checkpoints(ckpt_dir)      # (not loaded here: resumable_loop loads the newest)
+    if done:
+        log(f"resuming from the epoch-{done[-1][0]} checkpoint in {ckpt_dir}")
     state = resumable_loop(ckpt_dir, epochs, init, step)
     write_history(history_csv, state["history"])
     return state["history"]

@@ -23,7 +23,7 @@ from uvhmr.io import atomic_dir
 from uvhmr.losses import consistency_loss, dismag_loss, weak_project, weighted_map_l1
 from uvhmr.models.uvi import UVINet
 from uvhmr.train.checkpoint import checkpoint_dir, hash_inputs
-from uvhmr.train.trainer import check_finite, pick_device, seed_everything, train_epochs
+from uvhmr.train.trainer import check_finite, load_model_file, pick_device, seed_everything, train_epochs
 from uvhmr.uv.assets import load_uv_assets
 from uvhmr.uv.gt import gt_uv_maps, joints_from_uv, root_of
 from uvhmr.uv.parts import part_weight_map
@@ -32,24 +32,36 @@ OUT_RES = 128
 DEFAULT_CAMERA = (0.9, 0.0, 0.0)
 
 
-def uvi_inputs(dmp: DmpCache, ik: IkCache, rows, use_dmp: bool, use_ik: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """-> (inputs (B, C + 19, 64, 64) float32, DMP camera (B, 3))."""
-    rows = np.asarray(rows)
-    a = dmp.arrays
-    feat = torch.as_tensor(np.array(a["uv_feat"][rows], dtype=np.float32))
-    maps = torch.as_tensor(np.array(a["uv_maps"][rows], dtype=np.float32))
-    hits = torch.as_tensor(np.array(a["hits"][rows]) > 0, dtype=torch.float32)[:, None]
-    cam = torch.as_tensor(np.array(a["camera"][rows]))
-    il = torch.as_tensor(np.array(ik.arrays["uv_l"][rows], dtype=np.float32))
-    ij = torch.as_tensor(np.array(ik.arrays["uv_j"][rows], dtype=np.float32))
+DMP_INPUTS = ("uv_feat", "uv_maps", "hits", "camera")      # the DMP cache rows UVI reads
+IK_INPUTS = ("uv_l", "uv_j")                                 # the IK cache rows UVI reads
+
+
+def stack_inputs(dmp_rows: dict, ik_rows: dict, use_dmp: bool, use_ik: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """DMP and IK cache rows (the cache dtypes, as `dmp_rows` / `ik_rows` make them) ->
+    (inputs (B, C + 19, 64, 64) float32, camera (B, 3)). The one place UVI's input is built:
+    training, evaluation and `predict` all come through here."""
+    feat = dmp_rows["uv_feat"].float()
+    maps = dmp_rows["uv_maps"].float()
+    hits = (dmp_rows["hits"] > 0).float()[:, None]
+    cam = dmp_rows["camera"].float()
+    il, ij = ik_rows["uv_l"].float(), ik_rows["uv_j"].float()
     d_part = torch.cat([feat, maps, hits], 1)
+    # UV_d only where UV_j is defined (A_uv texels); elsewhere UV_j is 0 and UV_l - UV_j would be UV_l.
     i_part = torch.cat([il, ij, (il - ij) * (ij.abs().sum(1, keepdim=True) > 0)], 1)
     if not use_dmp:
         d_part = torch.zeros_like(d_part)
-        cam = torch.tensor(DEFAULT_CAMERA).expand(len(rows), 3).clone()
+        cam = torch.tensor(DEFAULT_CAMERA, device=cam.device).expand(len(cam), 3).clone()
     if not use_ik:
         i_part = torch.zeros_like(i_part)
     return torch.cat([d_part, i_part], 1), cam
+
+
+def uvi_inputs(dmp: DmpCache, ik: IkCache, rows, use_dmp: bool, use_ik: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cache rows `rows` -> (inputs (B, C + 19, 64, 64) float32, DMP camera (B, 3))."""
+    rows = np.asarray(rows)
+    d = {k: torch.as_tensor(np.array(dmp.arrays[k][rows])) for k in DMP_INPUTS}
+    i = {k: torch.as_tensor(np.array(ik.arrays[k][rows])) for k in IK_INPUTS}
+    return stack_inputs(d, i, use_dmp, use_ik)
 
 
 def infer(out: dict, sampler, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,11 +87,9 @@ def gt_for(items: list[dict], body, sampler, labels):
 
 
 def load_uvi(path, device="cpu"):
-    blob = torch.load(path, map_location=device, weights_only=True)
-    cfg = blob["config"]
-    net = UVINet(cfg["in_channels"], cfg["width"])
-    net.load_state_dict(blob["state_dict"])
-    return net.to(device).eval(), cfg
+    """A UVI model file (weights_only) -> (eval-mode UVINet, its config); ValueError naming a file
+    of another kind or architecture."""
+    return load_model_file(path, "UVI", lambda cfg: UVINet(cfg["in_channels"], cfg["width"]), device)
 
 
 def run_train_uvi(rp, dmp_dir: Path, ik_dir: Path, data_dir: Path, uv_dir: Path, body_dir: Path, out_dir: Path,
