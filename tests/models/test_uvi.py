@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from uvhmr.models.uvi import UVINet
-from uvhmr.train.uvi import DEFAULT_CAMERA, OUT_RES, infer, stack_inputs
+from uvhmr.train.uvi import OUT_RES, infer, stack_inputs
 from uvhmr.uv.assets import load_uv_assets
 from uvhmr.uv.gt import distribute_joints, gt_uv_maps, root_of
 from uvhmr.uv.texels import UVSampler, build_lookup
@@ -54,7 +54,7 @@ def test_stack_inputs_channels_and_switches():
     assert torch.equal(x[:, -3:][..., on], (il - ij)[..., on]) and (x[:, -3:][..., ~on] == 0).all()
     x0, cam0 = stack_inputs(dmp, ik, False, True)                      # uvi14_nodmp
     assert (x0[:, :FEATURES + 10] == 0).all() and torch.equal(x0[:, -9:], x[:, -9:])
-    assert torch.equal(cam0, torch.tensor([DEFAULT_CAMERA] * b))
+    assert torch.equal(cam0, dmp["camera"])                           # DMP still runs upstream
     x1, cam1 = stack_inputs(dmp, ik, True, False)                      # uvi14_noik
     assert (x1[:, -9:] == 0).all() and torch.equal(x1[:, :-9], x[:, :-9]) and torch.equal(cam1, cam)
 

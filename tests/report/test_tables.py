@@ -62,3 +62,23 @@ def test_report_names_profile_data_and_commit(tmp_path):
     assert len(head) == 40 and "uncommitted" not in head
     (tmp_path / "f").write_text("y")
     assert git_commit(tmp_path) == head + " + uncommitted changes"
+
+
+def test_the_reading_says_where_our_ordering_differs_from_the_papers():
+    metrics = {t: _fake(t, 200.0, seed=1) for _, t, _, _ in TABLE4}
+    metrics["ik14"] = _fake("ik14", 180.0, seed=2)                       # IK improves on DMP ...
+    metrics["uvi14"] = _fake("uvi14", 190.0, seed=3)                     # ... UVI does not improve on IK
+    metrics["uvi14_noik"] = _fake("uvi14_noik", 195.0, seed=3)          # +5 mm on the same noise: hurts
+    metrics["uvi14_nodismag"] = _fake("uvi14_nodismag", 190.0, seed=3)  # identical: no difference
+    metrics["uvi14_nodmp"] = _fake("uvi14_nodmp", 185.0, seed=3)        # -5 mm: helps
+    metrics["mean_pose"] = _fake("mean_pose", 195.0)
+    text = build_tables(metrics, "default")["ablation.md"].split("## How this reads against the paper")[1]
+    lines = text.strip().splitlines()
+    assert any(l.startswith("- **DMP-14 does not beat the mean pose** (200.0 mm vs 195.0 mm") for l in lines)
+    assert not any("IK-14 does not beat" in l or "UVI-14 does not beat" in l for l in lines)
+    assert "- IK-14 improves on DMP-14 (180.0 vs 200.0 mm), as in the paper (112.9 vs 128.4 mm)." in lines
+    assert "- UVI-14 does not improve on IK-14 (190.0 vs 180.0 mm), unlike the paper (58.3 vs 112.9 mm)." in lines
+    verdict = {l.split(":")[0][2:]: l for l in lines if l.startswith("- UVI-14 w/o")}
+    assert "hurts, as in the paper" in verdict["UVI-14 w/o IK-14"] and "the paper: +11.1 mm" in verdict["UVI-14 w/o IK-14"]
+    assert "no measurable difference" in verdict["UVI-14 w/o l_dismag"]
+    assert "helps here, unlike the paper" in verdict["UVI-14 w/o DMP-14"]

@@ -90,3 +90,22 @@ def test_vertex_loss_gradients_reach_gik_nets_first_layer(anny, targets, trained
     with torch.no_grad():
         first -= 1e-3 * grad / grad.norm()
         assert l_vi() < loss.detach()
+
+
+def test_joint_refine_net_learns_from_l_refine_only(anny, targets):
+    # GIK-Net's losses (l_theta, l_beta, l_ji, l_vi) stop at its input: trained end to end they
+    # pulled J_refine away from the joints (README, Status); l_refine still reaches JointRefineNet.
+    from uvhmr.train.ik import IKNet
+    torch.manual_seed(0)
+    net = IKNet(anny.num_joints, anny.mean_shape())
+    sec, vidx = IkTrainParams(mesh_batch=4), _vertex_subset(anny)
+    observed = torch.rand(N_POSES, 14, generator=torch.Generator().manual_seed(0)) > 0.3
+    terms = ik_losses(net(targets["joints"] * observed[..., None], observed), targets, anny, sec, vidx)
+    for name in ("theta", "beta", "joints", "vertices"):
+        net.zero_grad()
+        terms[name].backward(retain_graph=True)
+        assert all(p.grad is None or not p.grad.any() for p in net.refine.parameters()), name
+        assert any(p.grad is not None and p.grad.any() for p in net.gik.parameters()), name
+    net.zero_grad()
+    terms["refine"].backward()
+    assert any(p.grad is not None and p.grad.any() for p in net.refine.parameters())

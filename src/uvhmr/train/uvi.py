@@ -1,7 +1,8 @@
 """train_uvi: the UV inpainting module on the frozen DMP's and IK's cached outputs (paper §3.3-3.4),
 and the inference that turns its UV maps into the final joints and mesh.
 
-Inputs at 64x64 (zeroed when a source is switched off, for uvi14_noik / uvi14_nodmp):
+Inputs at 64x64 (zeroed when a source is switched off, for uvi14_noik / uvi14_nodmp; DMP's camera
+is kept in both):
   DMP: warped local features (C), warped M_j, M_l, M_d (9), observed texels (1);
   IK:  UV_l of GIK-Net's posed mesh (3), UV_j of J_refine (3), UV_d = UV_l - UV_j (3).
 Targets at 128x128: UV_l, UV_j, UV_d of the ground-truth body; LSP-14 joints 3D and 2D.
@@ -29,7 +30,6 @@ from uvhmr.uv.gt import gt_uv_maps, joints_from_uv, root_of
 from uvhmr.uv.parts import part_weight_map
 
 OUT_RES = 128
-DEFAULT_CAMERA = (0.9, 0.0, 0.0)
 
 
 DMP_INPUTS = ("uv_feat", "uv_maps", "hits", "camera")      # the DMP cache rows UVI reads
@@ -49,8 +49,10 @@ def stack_inputs(dmp_rows: dict, ik_rows: dict, use_dmp: bool, use_ik: bool) -> 
     # UV_d only where UV_j is defined (A_uv texels); elsewhere UV_j is 0 and UV_l - UV_j would be UV_l.
     i_part = torch.cat([il, ij, (il - ij) * (ij.abs().sum(1, keepdim=True) > 0)], 1)
     if not use_dmp:
+        # The ablation withholds DMP's UV-space maps and features; DMP still runs upstream (IK needs
+        # its J_initial), so its camera stays. A constant camera made the consistency loss squash
+        # the predicted surface into slivers (default profile, 250 mm MPJPE).
         d_part = torch.zeros_like(d_part)
-        cam = torch.tensor(DEFAULT_CAMERA, device=cam.device).expand(len(cam), 3).clone()
     if not use_ik:
         i_part = torch.zeros_like(i_part)
     return torch.cat([d_part, i_part], 1), cam
