@@ -5,7 +5,7 @@
 builds a folder with 3 synthetic test images (evenly spaced over results/<profile>/data/test), the
 repository's real photo (tests/data/photos/astronaut.jpg), a corrupt JPEG and a text file, runs
 `uvhmr predict` on it, and copies the overlays of two synthetic images and the photo into
-reports/<profile>/predict/ for the README. `uvhmr predict` must exit 1 (two bad inputs).
+docs/predict/ for the README (reports/ holds only what the DAG writes). `uvhmr predict` must exit 1 (two bad inputs).
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def main() -> int:
     print(f"uvhmr predict exited {r.returncode} (expected 1: two bad inputs)")
     written = sorted(p.name for p in (a.out / "outputs").iterdir())
     print(f"{len(written)} files written: {written}")
-    keep = REPO / "reports" / a.profile / "predict"
+    keep = REPO / "docs" / "predict"
     keep.mkdir(parents=True, exist_ok=True)
     for stem in stems[:2] + stems[-1:]:
         shutil.copy(a.out / "outputs" / f"{stem}.png", keep / f"{stem}.png")

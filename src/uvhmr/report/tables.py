@@ -65,39 +65,37 @@ def paired_bootstrap(a, b, n_boot: int = 2000, seed: int = 0):
     return float(d.mean()), (float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)))
 
 
-STAGES = [("DMP-14", "dmp14"), ("IK-14", "ik14"), ("UVI-14", "uvi14")]
+# The full stages, in pipeline order: target -> label (TABLE4's rows that compare with nothing).
+FULL_STAGES = {t: label for label, t, view, full in TABLE4 if full is None and not view}
 
 
 def reading(metrics: dict, deltas: dict) -> str:
     """The ablation table read against the paper's, in words, from the numbers alone: whether the
-    stages beat the mean-pose floor, whether each stage improves on the one before (as in the paper),
-    and, per ablation, whether removing the part hurts as it does in the paper.
-    deltas: row label -> (mean Δ MPJPE vs the full stage, CI low, CI high)."""
+    stages beat the mean-pose floor, whether each stage improves on the one before, and per
+    ablation whether removing the part hurts, helps or makes no difference, each set against the
+    paper's Table 4. deltas: row label -> (mean Δ MPJPE vs the full stage, CI low, CI high)."""
     out = ["", "## How this reads against the paper", ""]
     floor = metrics.get("mean_pose", {}).get("metrics", {}).get("mpjpe")
-    stages = [(lab, metrics[t]["metrics"]["mpjpe"]) for lab, t in STAGES if t in metrics]
+    stages = [(label, metrics[t]["metrics"]["mpjpe"]) for t, label in FULL_STAGES.items() if t in metrics]
     if floor is not None:
-        for lab, v in stages:
+        for label, v in stages:
             if v >= floor:
-                out.append(f"- **{lab} does not beat the mean pose** ({v:.1f} mm vs {floor:.1f} mm MPJPE): its "
+                out.append(f"- **{label} does not beat the mean pose** ({v:.1f} mm vs {floor:.1f} mm MPJPE): its "
                            "predictions carry no usable pose information on this profile, so the ablations that "
                            "depend on it measure noise, not the effect the paper reports.")
     for (a, va), (b, vb) in zip(stages, stages[1:]):
-        word = "improves on" if vb < va else "does not improve on"
-        same = "as in the paper" if vb < va else "unlike the paper"
         pa, pb = PAPER_TABLE4[a][1], PAPER_TABLE4[b][1]
-        out.append(f"- {b} {word} {a} ({vb:.1f} vs {va:.1f} mm), {same} ({pb:.1f} vs {pa:.1f} mm).")
+        same = "as in" if (vb < va) == (pb < pa) else "unlike"
+        out.append(f"- {b} {'improves' if vb < va else 'does not improve'} on {a} ({vb:.1f} vs {va:.1f} mm), "
+                   f"{same} the paper ({pb:.1f} vs {pa:.1f} mm).")
     for label, (d, lo, hi) in deltas.items():
         full = next(f for lab, _, _, f in TABLE4 if lab == label)
-        full_label = next(lab for lab, t, v, f in TABLE4 if t == full and not v and f is None)
-        paper_d = PAPER_TABLE4[label][1] - PAPER_TABLE4[full_label][1]
-        if lo > 0:
-            verdict = "hurts, as in the paper"
-        elif hi < 0:
-            verdict = "helps here, unlike the paper"
-        else:
-            verdict = "makes no measurable difference here, unlike the paper"
-        out.append(f"- {label}: {verdict} (Δ {d:+.1f} mm, 95 % CI {lo:+.1f} to {hi:+.1f}; the paper: {paper_d:+.1f} mm).")
+        paper_d = PAPER_TABLE4[label][1] - PAPER_TABLE4[FULL_STAGES[full]][1]
+        ours = 1 if lo > 0 else -1 if hi < 0 else 0              # hurts / helps / no measurable difference
+        verdict = {1: "hurts", -1: "helps", 0: "makes no measurable difference"}[ours]
+        same = "as in" if ours == int(np.sign(paper_d)) else "unlike"
+        out.append(f"- {label}: {verdict} here, {same} the paper (Δ {d:+.1f} mm, 95 % CI {lo:+.1f} to {hi:+.1f}; "
+                   f"the paper: {paper_d:+.1f} mm).")
     return "\n".join(out) + "\n"
 
 
