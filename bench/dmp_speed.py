@@ -15,6 +15,7 @@ from timing import median_seconds
 from uvhmr.config import load_params, rule_params
 from uvhmr.losses import dmp_losses
 from uvhmr.models.dmp import DMPNet
+from uvhmr.train.trainer import forward_in, training_precision
 
 
 def random_batch(b: int, size: int, stride: int, k: int) -> dict:
@@ -36,8 +37,10 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    print(f"DMP speed on {device}, {a.threads} threads, median of {a.reps}")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    native = training_precision(device, "auto")
+    print(f"DMP speed on {device}, {a.threads} threads, median of {a.reps}; training in fp32 and in "
+          f"{native} (what run.precision: auto trains in here)")
     for profile in a.profiles:
         p = load_params(a.params, profile)
         sec, size = rule_params(p, "train_dmp", "dmp14").section, p.rules.dataset.image_size
@@ -45,14 +48,14 @@ def main():
         opt = torch.optim.Adam(net.parameters(), lr=sec.lr)
         batch = {k: v.to(device) for k, v in random_batch(sec.batch_size, size, sec.out_stride, sec.joints).items()}
 
-        def train_step():
-            terms = dmp_losses(net(batch["image"]), batch, sec)
+        def train_step(precision):
+            terms = dmp_losses(forward_in(precision, device, net, batch["image"]), batch, sec)
             opt.zero_grad()
             terms["total"].backward()
             opt.step()
 
         net.train()
-        train_s = median_seconds(train_step, a.reps)
+        train_s = {pr: median_seconds(lambda: train_step(pr), a.reps) for pr in dict.fromkeys(("fp32", native))}
         net.eval()
         infer = {}
         for b in (1, 32):
@@ -61,7 +64,8 @@ def main():
                 infer[b] = median_seconds(lambda: net(x), a.reps) / b * 1000
         n_params = sum(q.numel() for q in net.parameters()) / 1e6
         print(f"{profile:8s} {sec.backbone} {size} px, output 1/{sec.out_stride}, {n_params:.1f} M parameters: "
-              f"train {sec.batch_size / train_s:7.1f} images/s (batch {sec.batch_size}); "
+              f"train {', '.join(f'{sec.batch_size / t:.1f} images/s in {pr}' for pr, t in train_s.items())} "
+              f"(batch {sec.batch_size}); "
               f"inference {infer[1]:7.2f} ms/image at batch 1, {infer[32]:7.2f} ms/image at batch 32")
 
 

@@ -44,6 +44,62 @@ def test_a_second_run_does_nothing_and_a_uvi_change_reruns_only_uvi_evaluate_rep
     assert jobs["train_uvi"] == 4 and jobs["evaluate"] == 5          # four UVI variants and the UVI oracle
 
 
+def _as_dvc_repo(d: Path, tmp_path: Path) -> tuple[Path, dict]:
+    """A copy of the smoke run set up for DVC: params.yaml's profile is smoke, resources/ a real
+    copy (DVC does not follow the run's link into the repository), body_model frozen (not rebuilt).
+    -> (folder, environment with the venv on PATH)."""
+    from conftest import REPO
+    d = Path(shutil.copytree(d, tmp_path / "repo", symlinks=True))
+    (d / "resources").unlink()
+    shutil.copytree(REPO / "resources", d / "resources", ignore=shutil.ignore_patterns(".anny-cache"))
+    params = d / "params.yaml"
+    params.write_text(re.sub(r"(?m)^profile: \w+", "profile: smoke", params.read_text()))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    # `dvc freeze` cannot rewrite templated stages: mark it in the copy's dvc.yaml instead.
+    dvc_yaml = d / "dvc.yaml"
+    text = dvc_yaml.read_text()
+    assert "\n  body_model:\n" in text
+    dvc_yaml.write_text(text.replace("\n  body_model:\n", "\n  body_model:\n    frozen: true\n", 1))
+    return d, env
+
+
+def test_dvc_commit_after_snakemake_keeps_the_next_snakemake_a_no_op(smoke_run, tmp_path):
+    d, r, _ = smoke_run
+    assert r.returncode == 0
+    d, env = _as_dvc_repo(d, tmp_path)
+    model = d / "results/smoke/models/dmp/dmp14.pt"
+    before = model.stat().st_mtime_ns
+    c = subprocess.run(["uvhmr", "dvc-commit"], cwd=d, capture_output=True, text=True, env=env, timeout=600)
+    assert c.returncode == 0, (c.stdout + c.stderr)[-3000:]
+    assert "dmp14.pt" in (d / "dvc.lock").read_text()
+    # dvc relinked the single-file outputs (the models) and gave them new times; they are back
+    relinked = re.search(r"modification times of (\d+) relinked", c.stdout + c.stderr)
+    assert relinked and int(relinked.group(1)) >= 4, c.stdout + c.stderr
+    assert model.stat().st_mtime_ns == before
+    assert _dry_run_jobs(d) == {}
+    s = subprocess.run(["dvc", "status"], cwd=d, capture_output=True, text=True, env=env)
+    assert s.returncode == 0 and "up to date" in s.stdout, s.stdout + s.stderr
+
+
+def test_dvc_repro_force_gives_the_snakemake_metrics_and_a_second_repro_does_nothing(smoke_run, tmp_path):
+    import json
+    d, r, _ = smoke_run
+    assert r.returncode == 0
+    d, env = _as_dvc_repo(d, tmp_path)
+    metrics = d / "results/smoke/metrics"
+    by_snakemake = {p.name: json.loads(p.read_text()) for p in sorted(metrics.glob("*.json"))}
+    assert len(by_snakemake) >= 15
+    f = subprocess.run(["dvc", "repro", "--force"], cwd=d, capture_output=True, text=True, env=env, timeout=1200)
+    assert f.returncode == 0, (f.stdout + f.stderr)[-3000:]
+    assert f.stdout.count("Running stage") >= 30
+    by_dvc = {p.name: json.loads(p.read_text()) for p in sorted(metrics.glob("*.json"))}
+    assert by_dvc == by_snakemake
+    again = subprocess.run(["dvc", "repro"], cwd=d, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0 and "Running stage" not in again.stdout, again.stdout[-3000:]
+    status = subprocess.run(["dvc", "status"], cwd=d, capture_output=True, text=True, env=env)
+    assert "up to date" in status.stdout, status.stdout
+
+
 def test_smoke_run_writes_only_inside_its_own_profile(smoke_run):
     d, _, before = smoke_run
     new = {p.relative_to(d).as_posix() for p in d.rglob("*") if ".git" not in p.parts} - before

@@ -60,6 +60,11 @@ def cmd_resolve_params(a) -> None:
     log.info("profile %s: %d parameter file(s) changed", params.profile, len(written))
 
 
+def cmd_dvc_commit(a) -> int:
+    from uvhmr.dvc_commit import dvc_commit_keeping_times
+    return dvc_commit_keeping_times(Path(a.root), a.targets, log=log.info)
+
+
 def cmd_body_model(a) -> None:
     rp = _rule_params(a)
     bm = rp.body_model
@@ -281,6 +286,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--root", default=".", help="repository root to write under")
     r.add_argument("--log")
     r.set_defaults(fn=cmd_resolve_params)
+
+    d = sub.add_parser("dvc-commit", help="record a finished Snakemake run in DVC (dvc commit -f) without "
+                                          "making the next snakemake rerun it",
+                       description="Run `dvc commit -f [TARGETS]`, then put back the modification time every file "
+                                   "under results/, reports/ and resources/ had before: dvc commit relinks outputs "
+                                   "from its cache, and Snakemake would take the new times for changed inputs.")
+    d.add_argument("targets", nargs="*", help="dvc.yaml stages or outputs to commit (default: all)")
+    d.add_argument("--root", default=".", help="repository root (default: .)")
+    d.add_argument("--log")
+    d.set_defaults(fn=cmd_dvc_commit)
 
     b = sub.add_parser("body-model", help="build the body model once and export its compact data + assets",
                        description="Anny: build once (about 70 s, 2 GB RAM), export model data and assets (mesh, "

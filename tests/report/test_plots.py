@@ -19,6 +19,19 @@ BIN = Path(sys.executable).parent
 TEMPLATE = REPO / "workflow/report/dvc_plots.html"
 
 
+def chromium() -> str:
+    """A headless-capable Chromium: the system's, else Debian's installed as root (about 20 s)."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    assert os.geteuid() == 0 and shutil.which("apt-get"), "no chromium, and not root on Debian to install it"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]):
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        assert r.returncode == 0, (r.stdout + r.stderr)[-1500:]
+    return shutil.which("chromium")
+
+
 def test_offline_template_inlines_the_pinned_vega_builds():
     text = TEMPLATE.read_text(encoding="utf8")
     pins = json.loads((REPO / "workflow/report/vendor/vendor.json").read_text())
@@ -126,3 +139,11 @@ def test_dvc_plots_show_writes_an_offline_page(tmp_path):
     assert "cdn.jsdelivr" not in html
     assert html.count("vegaEmbed('#") == 6          # six vega-lite plots
     assert "fig8_qualitative.png" in html
+    # Opened offline in a headless browser, every plot is drawn (vega renders each into a canvas)
+    # and Fig. 8 is shown. No network: a dead proxy would stop any request leaving the page.
+    r = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+                        "--proxy-server=127.0.0.1:9", "--dump-dom", (tmp_path / "out/index.html").as_uri()],
+                       capture_output=True, text=True, timeout=180)
+    dom = r.stdout
+    assert len(re.findall(r'<canvas[^>]*class="marks"', dom)) == 6, (r.stderr[-2000:], dom[:2000])
+    assert re.search(r'<img[^>]*src="static/[^"]*fig8_qualitative[.]png"', dom)

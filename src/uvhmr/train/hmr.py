@@ -18,7 +18,8 @@ from uvhmr.io import save_with
 from uvhmr.models.backbone import ResNetEncoder
 from uvhmr.models.ik import rot6d_to_matrix
 from uvhmr.train.checkpoint import checkpoint_dir, hash_inputs
-from uvhmr.train.trainer import ModelFileError, check_finite, load_model_file, pick_device, seed_everything, train_epochs
+from uvhmr.train.trainer import (ModelFileError, check_finite, forward_in, load_model_file, pick_device, seed_everything,
+                                 train_epochs, training_precision)
 from uvhmr.uv.gt import root_of
 
 
@@ -80,6 +81,7 @@ def run_train_hmr(rp, data_dir: Path, body_dir: Path, out: Path, ckpt_root: Path
     from uvhmr.body.model import load_body_model
     sec = rp.section
     device = pick_device(rp.run.device)
+    precision = training_precision(device, rp.run.precision)
     seed_everything(rp.run.seed)
     body = load_body_model(body_dir).to(device)
     ds = SampleDataset(data_dir, joints=14, augment=Augment(), occlusion=True, seed=rp.run.seed)
@@ -87,7 +89,7 @@ def run_train_hmr(rp, data_dir: Path, body_dir: Path, out: Path, ckpt_root: Path
     opt = torch.optim.Adam(net.parameters(), lr=sec.lr)
     from uvhmr.config import to_dict
     ckpt = checkpoint_dir(ckpt_root, "train_hmr", None, hash_inputs({"section": to_dict(sec), "run": to_dict(rp.run)}, [data_dir]))
-    log(f"train_hmr: {len(ds)} images, {sec.backbone}, {sec.epochs} epochs on {device}; checkpoints in {ckpt}")
+    log(f"train_hmr: {len(ds)} images, {sec.backbone}, {sec.epochs} epochs on {device} ({precision}); checkpoints in {ckpt}")
 
     def run_epoch(epoch: int) -> dict:
         ds.set_epoch(epoch)
@@ -97,7 +99,7 @@ def run_train_hmr(rp, data_dir: Path, body_dir: Path, out: Path, ckpt_root: Path
         bar = tqdm(loader, desc=f"train_hmr epoch {epoch + 1}/{sec.epochs}", leave=False, mininterval=2)
         for step, b in enumerate(bar):
             b = {k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
-            p = net(b["image"])
+            p = forward_in(precision, device, net, b["image"])
             terms = {"joints": (posed_joints(body, p["rotmats"], p["shape"]) - b["joints3d"]).abs().mean(),
                      "pose": (p["rotmats"] - camera_frame_pose(b)).abs().mean(),
                      "shape": 0.1 * (p["shape"] - b["shape"]).abs().mean(),

@@ -25,6 +25,34 @@ def pick_device(setting: str) -> torch.device:
     return torch.device("cuda")
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bf16 matrix products natively (not emulated, which is slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def training_precision(device: torch.device, setting: str) -> str:
+    """params run.precision -> 'bf16' or 'fp32' for this device ('auto': bf16 where native)."""
+    if setting == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return setting
+
+
+def forward_in(precision: str, device: torch.device, net: torch.nn.Module, *inputs):
+    """net(*inputs) under bf16 autocast (precision 'bf16') or as is ('fp32'); floating outputs (a
+    tensor or a dict of them) come back fp32, so losses and the body model stay in full precision.
+    Weights, optimiser state and gradients are fp32 either way."""
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        out = net(*inputs)
+    if precision != "bf16":
+        return out
+
+    def f32(x):
+        return x.float() if torch.is_tensor(x) and x.is_floating_point() else x
+    return {k: f32(v) for k, v in out.items()} if isinstance(out, dict) else f32(out)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)

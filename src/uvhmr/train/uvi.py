@@ -24,7 +24,8 @@ from uvhmr.io import atomic_dir
 from uvhmr.losses import consistency_loss, dismag_loss, weak_project, weighted_map_l1
 from uvhmr.models.uvi import UVINet
 from uvhmr.train.checkpoint import checkpoint_dir, hash_inputs
-from uvhmr.train.trainer import check_finite, load_model_file, pick_device, seed_everything, train_epochs
+from uvhmr.train.trainer import (check_finite, forward_in, load_model_file, pick_device, seed_everything, train_epochs,
+                                 training_precision)
 from uvhmr.uv.assets import load_uv_assets
 from uvhmr.uv.gt import gt_uv_maps, joints_from_uv, root_of
 from uvhmr.uv.parts import part_weight_map
@@ -100,6 +101,7 @@ def run_train_uvi(rp, dmp_dir: Path, ik_dir: Path, data_dir: Path, uv_dir: Path,
     from uvhmr.config import to_dict
     sec = rp.section
     device = pick_device(rp.run.device)
+    precision = training_precision(device, rp.run.precision)
     body = load_body_model(body_dir).to(device)
     uv = load_uv_assets(uv_dir, body.faces.cpu().numpy())
     sampler, labels = uv.sampler(OUT_RES).to(device), uv.auv(14, OUT_RES).to(device)
@@ -117,7 +119,7 @@ def run_train_uvi(rp, dmp_dir: Path, ik_dir: Path, data_dir: Path, uv_dir: Path,
             opt = torch.optim.Adam(net.parameters(), lr=sec.lr)
             key = hash_inputs({"section": to_dict(sec), "run": to_dict(rp.run), "seed": seed}, [dmp_dir, ik_dir])
             ckpt = checkpoint_dir(ckpt_root, "train_uvi", f"{rp.variant}-seed{seed}", key)
-            log(f"train_uvi {rp.variant} seed {seed}: {n} samples, {sec.epochs} epochs on {device} "
+            log(f"train_uvi {rp.variant} seed {seed}: {n} samples, {sec.epochs} epochs on {device} ({precision}) "
                 f"(DMP inputs {'on' if sec.use_dmp else 'off'}, IK inputs {'on' if sec.use_ik else 'off'}, "
                 f"dismag weight {sec.dismag_weight}); checkpoints in {ckpt}")
 
@@ -131,7 +133,7 @@ def run_train_uvi(rp, dmp_dir: Path, ik_dir: Path, data_dir: Path, uv_dir: Path,
                     x, cam = uvi_inputs(dmp, ik, rows, sec.use_dmp, sec.use_ik)
                     with torch.no_grad():
                         gt = gt_for([ds[int(i)] for i in index[rows]], body, sampler, labels)
-                    out = net(x.to(device), cam.to(device))
+                    out = forward_in(precision, device, net, x.to(device), cam.to(device))
                     joints, _ = infer(out, sampler, labels)
                     terms = {"maps": sec.w_maps * sum(weighted_map_l1(out[k], t, weights)
                                                       for k, t in zip(("uv_l", "uv_j", "uv_d"), gt["maps"])),
