@@ -23,6 +23,12 @@ def _copy_workflow(dst: Path) -> Path:
     return dst
 
 
+def venv_env() -> dict:
+    """This process's environment with the test's virtualenv first on PATH, so subprocesses find
+    `uvhmr`, `snakemake` and `dvc` as the workflow's shell commands do."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
 @pytest.fixture
 def workflow_copy(tmp_path) -> Path:
     """The workflow's declarations in a fresh folder (a git + DVC repo), nothing else."""
@@ -67,7 +73,7 @@ def smoke_run(tmp_path_factory, anny_dir):
     subprocess.run(["git", "init", "-q"], cwd=d, check=True)
     (d / "resources").symlink_to(REPO / "resources")
     before = {p.relative_to(d).as_posix() for p in d.rglob("*") if ".git" not in p.parts}
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = venv_env()
     r = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--cores", "2", "--config", "profile=smoke"],
                        cwd=d, capture_output=True, text=True, env=env, timeout=1200)
     return d, r, before

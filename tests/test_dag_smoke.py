@@ -1,10 +1,11 @@
 """What one real smoke run of the DAG shows (the run is shared: conftest.smoke_run)."""
-import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from conftest import REPO, venv_env
 
 
 def test_smoke_run_completes(smoke_run):
@@ -16,7 +17,7 @@ def test_smoke_run_completes(smoke_run):
 
 def _dry_run_jobs(d: Path) -> dict:
     """`snakemake -n` in the run's folder -> {rule: job count} of what it would run."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = venv_env()
     r = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "--cores", "2", "--config", "profile=smoke"],
                        cwd=d, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
@@ -48,13 +49,12 @@ def _as_dvc_repo(d: Path, tmp_path: Path) -> tuple[Path, dict]:
     """A copy of the smoke run set up for DVC: params.yaml's profile is smoke, resources/ a real
     copy (DVC does not follow the run's link into the repository), body_model frozen (not rebuilt).
     -> (folder, environment with the venv on PATH)."""
-    from conftest import REPO
     d = Path(shutil.copytree(d, tmp_path / "repo", symlinks=True))
     (d / "resources").unlink()
     shutil.copytree(REPO / "resources", d / "resources", ignore=shutil.ignore_patterns(".anny-cache"))
     params = d / "params.yaml"
     params.write_text(re.sub(r"(?m)^profile: \w+", "profile: smoke", params.read_text()))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = venv_env()
     # `dvc freeze` cannot rewrite templated stages: mark it in the copy's dvc.yaml instead.
     dvc_yaml = d / "dvc.yaml"
     text = dvc_yaml.read_text()
@@ -143,14 +143,10 @@ def test_smoke_run_writes_the_figures_and_plot_data(smoke_run):
 
 def test_snakemake_report_after_the_smoke_run(smoke_run, tmp_path):
     """`snakemake --report` (targets before --config) builds one self-contained HTML page."""
-    import os
-    import re
-    import subprocess
-    import sys
     d, r, _ = smoke_run
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     bin_ = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}"}
+    env = venv_env()
     out = tmp_path / "report.html"
     p = subprocess.run([str(bin_ / "snakemake"), "--report", str(out), "--config", "profile=smoke"], cwd=d,
                        capture_output=True, text=True, env=env, timeout=600)

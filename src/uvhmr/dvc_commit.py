@@ -50,11 +50,10 @@ def restore_modification_times(times: dict[Path, int]) -> int:
     return changed
 
 
-def dvc_commit_keeping_times(root: Path, targets: Sequence[str] = (), dvc: str | None = None,
-                             log: Callable[[str], None] = print) -> int:
+def dvc_commit_keeping_times(root: Path, targets: Sequence[str] = (), log: Callable[[str], None] = print) -> int:
     """`dvc commit -f [targets]` in root, then restore the outputs' modification times.
     -> dvc's exit code (times are restored only when it succeeded)."""
-    exe = dvc or shutil.which("dvc")
+    exe = shutil.which("dvc")
     if exe is None:
         raise FileNotFoundError("dvc-commit: no `dvc` on PATH (install the project's environment)")
     times = modification_times(root)

@@ -1,11 +1,11 @@
 """Helpers of the reliability tests: run a rule's `uvhmr` command (plainly or SIGKILLed at an exact
 moment by sigkill_at.py) in a copy of the shared smoke run, and compare output trees byte for byte."""
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from conftest import venv_env
 from uvhmr.workflow import Layout
 
 HERE = Path(__file__).resolve().parent
@@ -20,7 +20,7 @@ def uvhmr(cwd: Path, args: list[str], kill_at: str | None = None, timeout: int =
     (sigkill_at.py's SPEC)."""
     cmd = [sys.executable, "-m", "uvhmr.cli", *args] if kill_at is None else \
         [sys.executable, str(KILLER), kill_at, "--", *args]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = venv_env()
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
 
 

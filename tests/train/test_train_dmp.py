@@ -35,7 +35,7 @@ def test_j_initial_from_ground_truth_maps_through_the_part_head(anny, tiny_uv_di
     keep = torch.arange(14) != hidden
     assert (joints[0, keep] - rel[0, keep]).norm(dim=-1).max() < 1e-3
     # The paper's UV route agrees on the same maps (same A_uv lookup).
-    joints_uv, seen_uv = train_dmp.j_initial_uv(out, lab, 14)
+    joints_uv, seen_uv = train_dmp.j_initial_uv(warp, lab, 14)
     assert torch.equal(seen_uv, seen) and (joints_uv[1] - rel[1]).norm(dim=-1).max() < 1e-3
     # The warp reproduces the ground-truth UV maps on the observed texels.
     on = warp["hits"][1] > 0
@@ -78,3 +78,20 @@ def test_resuming_an_interrupted_run_gives_the_uninterrupted_weights(tiny_split,
         assert torch.equal(a[k], b[k]), k
     net, cfg = train_dmp.load_dmp(tmp_path / "b/dmp14.pt")
     assert cfg["joints"] == 14 and net.heads["parts"].out_channels == 14
+
+
+def test_j_initial_splits_an_uncertain_pixel_between_its_parts():
+    """Soft part weights: a pixel the part head gives 50/50 to parts 0 and 1 counts half for each;
+    a part that wins no pixel is not observed even though it has some weight."""
+    mj = torch.zeros(1, 3, 1, 3)
+    mj[0, 0] = torch.tensor([1.0, 4.0, 9.0])              # x of the pixels' M_j
+    logits = torch.full((1, 3, 1, 3), -30.0)
+    logits[0, 0, 0, 0] = 30.0                              # pixel 0: surely part 0
+    logits[0, :2, 0, 1] = 30.0                             # pixel 1: part 0 or part 1
+    logits[0, 1, 0, 2] = 30.0                              # pixel 2: surely part 1
+    out = {"mask": torch.full((1, 1, 1, 3), 30.0), "mj": mj, "parts": logits, "uv": torch.full((1, 2, 1, 3), 0.5),
+           "ml": mj, "md": mj, "features": mj}
+    joints, seen, _ = train_dmp.j_initial(out, 3)
+    assert torch.allclose(joints[0, 0, 0], torch.tensor((1 + 0.5 * 4) / 1.5))
+    assert torch.allclose(joints[0, 1, 0], torch.tensor((0.5 * 4 + 9) / 1.5))
+    assert seen[0].tolist() == [True, True, False]

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from uvhmr.train.trainer import forward_in, native_bf16, training_precision
+from uvhmr.train.trainer import forward_in, training_precision
 
 
 class Net(torch.nn.Module):
@@ -32,6 +32,8 @@ def test_an_explicit_precision_is_kept(setting):
     assert training_precision(torch.device("cpu"), setting) == setting
 
 
-def test_auto_precision_follows_the_hardware():
-    expected = "bf16" if native_bf16(torch.device("cpu")) else "fp32"
+@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_is_bf16_only_where_the_hardware_computes_it(monkeypatch, native, expected):
+    import uvhmr.train.trainer as trainer
+    monkeypatch.setattr(trainer, "native_bf16", lambda device: native)
     assert training_precision(torch.device("cpu"), "auto") == expected

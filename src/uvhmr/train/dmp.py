@@ -77,11 +77,11 @@ def j_initial(out: dict, k: int, res: int = UV_RES):
     return joints, top.sum((2, 3)) > 0, warp_to_uv(out, res)
 
 
-def j_initial_uv(out: dict, labels: torch.Tensor, k: int, res: int = UV_RES):
+def j_initial_uv(warp: dict, labels: torch.Tensor, k: int):
     """The paper's route: M_j warped into UV by the predicted IUV, averaged over A_uv's observed
-    texels. labels (R, R) A_uv -> (J_initial (B, k, 3), observed (B, k) bool)."""
-    w = warp_to_uv(out, res)
-    return joints_from_uv(w["uv_maps"][:, :3], w["hits"] > 0, labels, k)
+    texels. warp: `warp_to_uv`'s dict (as `j_initial` returns it); labels (R, R) A_uv ->
+    (J_initial (B, k, 3), observed (B, k) bool)."""
+    return joints_from_uv(warp["uv_maps"][:, :3], warp["hits"] > 0, labels, k)
 
 
 def fill_missing_with_root(joints: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
@@ -120,9 +120,9 @@ def evaluate_j_initial(net, loader, labels, k, device) -> tuple[float, float]:
     with torch.no_grad():
         for b in loader:
             out = net(b["image"].to(device))
-            j, obs, _ = j_initial(out, k)
+            j, obs, warp = j_initial(out, k)
             errs.append(mpjpe(*as_lsp(fill_missing_with_root(j, obs).cpu(), b["joints3d"])))
-            j, obs = j_initial_uv(out, labels.to(device), k)
+            j, obs = j_initial_uv(warp, labels.to(device), k)
             errs_uv.append(mpjpe(*as_lsp(fill_missing_with_root(j, obs).cpu(), b["joints3d"])))
     net.train()
     return tuple(float(torch.cat(e).mean()) if e else float("nan") for e in (errs, errs_uv))
