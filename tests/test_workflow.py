@@ -97,3 +97,16 @@ def test_snakemake_lint_is_clean(workflow_copy):
     r = subprocess.run([str(BIN / "snakemake"), "--lint", "--config", "profile=smoke"], cwd=workflow_copy,
                        capture_output=True, text=True, env=_env(), timeout=300)
     assert r.returncode == 0 and "good condition" in r.stdout + r.stderr, (r.stdout + r.stderr)[-2000:]
+
+
+def test_dvc_hashes_ignore_snakemake_directory_markers():
+    # Snakemake leaves .snakemake_timestamp in each directory output; DVC must not hash it, or the
+    # same outputs built by `snakemake` and by `dvc repro` get different hashes in dvc.lock.
+    def ignored(path: str) -> bool:
+        r = subprocess.run([str(BIN / "dvc"), "check-ignore", path], cwd=REPO, capture_output=True,
+                           text=True, env=_env(), timeout=120)
+        assert r.returncode in (0, 1), r.stderr
+        return r.returncode == 0
+    assert ignored("results/default/uv/.snakemake_timestamp")
+    assert ignored("resources/body/anny/.snakemake_timestamp")
+    assert not ignored("results/default/uv/uv_assets.npz")

@@ -60,6 +60,16 @@ def test_report_names_profile_data_and_commit(tmp_path):
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"], cwd=tmp_path, check=True)
     head = git_commit(tmp_path)
     assert len(head) == 40 and "uncommitted" not in head
+    # What the DAG writes while it runs (dvc.lock under `dvc repro`, reports/) is not a code change.
+    (tmp_path / "reports").mkdir()
+    for name in ("dvc.lock", "reports/ablation.md"):
+        (tmp_path / name).write_text("1")
+    subprocess.run(["git", "add", "dvc.lock", "reports"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "y"], cwd=tmp_path, check=True)
+    head = git_commit(tmp_path)
+    for name in ("dvc.lock", "reports/ablation.md"):
+        (tmp_path / name).write_text("2")
+    assert git_commit(tmp_path) == head
     (tmp_path / "f").write_text("y")
     assert git_commit(tmp_path) == head + " + uncommitted changes"
 

@@ -6,9 +6,14 @@ import subprocess
 from pathlib import Path
 
 
+# Files the DAG itself rewrites while it runs: `dvc repro` updates dvc.lock after every stage and
+# the report and figures rules write reports/, so changes there say nothing about the code.
+WORKFLOW_OUTPUTS = ("dvc.lock", "reports")
+
+
 def git_commit(cwd: str | Path = ".") -> str:
-    """The repository's HEAD commit, with "+ uncommitted changes" when tracked files differ
-    from it; "unknown" outside a git checkout (or one without commits)."""
+    """The repository's HEAD commit, with "+ uncommitted changes" when tracked files other than
+    WORKFLOW_OUTPUTS differ from it; "unknown" outside a git checkout (or one without commits)."""
     def git(*args) -> str:
         r = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
         if r.returncode != 0:
@@ -16,7 +21,8 @@ def git_commit(cwd: str | Path = ".") -> str:
         return r.stdout.strip()
     try:
         head = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                    *(f":(top,exclude){p}" for p in WORKFLOW_OUTPUTS))
     except (OSError, RuntimeError, subprocess.SubprocessError):
         return "unknown"
     return head + (" + uncommitted changes" if dirty else "")
