@@ -157,3 +157,21 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def sort_safetensors_metadata(path: str | Path) -> None:
+    """Rewrite a safetensors file's JSON header with its keys sorted, in place.
+
+    safetensors writes the header's `__metadata__` from a hash map whose order changes from one
+    process to the next, so two builds of the same tensors differ in bytes and in every hash
+    DVC takes of them. Sorting changes neither the header's length nor the tensors' offsets."""
+    path = Path(path)
+    with open(path, "r+b") as f:
+        n = int.from_bytes(f.read(8), "little")
+        raw = f.read(n)
+        text = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode()
+        if len(text) > n:   # cannot happen for a reordering; never shift the tensor data
+            raise ValueError(f"{path}: sorted header is {len(text)} bytes, the file's is {n}")
+        f.seek(8)
+        f.write(text + b" " * (n - len(text)))

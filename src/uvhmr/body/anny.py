@@ -18,7 +18,7 @@ import torch
 
 from uvhmr.body.joints import LSP14_NAMES, SMPL24_NAMES, make_joint_set, mirror_permutation
 from uvhmr.body.model import ASSETS, EXPORT_VERSION, BodyModel, face_mirror_from_vertices, joint_set_arrays
-from uvhmr.io import atomic_dir
+from uvhmr.io import atomic_dir, sort_safetensors_metadata
 
 MODEL_DATA = "model.safetensors"
 
@@ -183,6 +183,7 @@ def export_anny(rig: str, topology: str, age_range: tuple[float, float], out_dir
         log(f"symmetrized the model data (template moved by at most {change * 1000:.3f} mm)")
         with atomic_dir(out_dir) as tmp:
             md.save_safetensors(str(tmp / MODEL_DATA))
+            sort_safetensors_metadata(tmp / MODEL_DATA)   # byte-identical rebuilds, stable hashes
             small = _construct(tmp / MODEL_DATA)  # the object every later stage will load
             np.savez(tmp / ASSETS, age_range=np.array(age_range, dtype=np.float32),
                      **anny_assets(small, root))
