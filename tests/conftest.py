@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "workflow", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore")
+WORKFLOW_FILES = ("Snakefile", "workflow", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore")
 
 
 def _copy_workflow(dst: Path) -> Path:

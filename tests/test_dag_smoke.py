@@ -63,6 +63,15 @@ def _as_dvc_repo(d: Path, tmp_path: Path) -> tuple[Path, dict]:
     return d, env
 
 
+def _data_out_hashes(lock: Path) -> dict:
+    """{output path: md5} in a dvc.lock for the deterministic directory outputs (no wall times
+    inside, unlike the training logs that travel with the models)."""
+    import yaml
+    stages = yaml.safe_load(lock.read_text())["stages"].values()
+    keep = ("results/smoke/data/", "results/smoke/uv", "results/smoke/mocap", "results/smoke/cache/")
+    return {o["path"]: o["md5"] for st in stages for o in st.get("outs", []) if o["path"].startswith(keep)}
+
+
 def test_dvc_commit_after_snakemake_keeps_the_next_snakemake_a_no_op(smoke_run, tmp_path):
     d, r, _ = smoke_run
     assert r.returncode == 0
@@ -89,11 +98,17 @@ def test_dvc_repro_force_gives_the_snakemake_metrics_and_a_second_repro_does_not
     metrics = d / "results/smoke/metrics"
     by_snakemake = {p.name: json.loads(p.read_text()) for p in sorted(metrics.glob("*.json"))}
     assert len(by_snakemake) >= 15
+    c = subprocess.run(["uvhmr", "dvc-commit"], cwd=d, capture_output=True, text=True, env=env, timeout=600)
+    assert c.returncode == 0, (c.stdout + c.stderr)[-3000:]
+    snakemake_hashes = _data_out_hashes(d / "dvc.lock")
+    assert len(snakemake_hashes) >= 10
     f = subprocess.run(["dvc", "repro", "--force"], cwd=d, capture_output=True, text=True, env=env, timeout=1200)
     assert f.returncode == 0, (f.stdout + f.stderr)[-3000:]
     assert f.stdout.count("Running stage") >= 30
     by_dvc = {p.name: json.loads(p.read_text()) for p in sorted(metrics.glob("*.json"))}
     assert by_dvc == by_snakemake
+    # The data, UV assets, mocap and caches are the same bytes whichever tool built them.
+    assert _data_out_hashes(d / "dvc.lock") == snakemake_hashes
     again = subprocess.run(["dvc", "repro"], cwd=d, capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0 and "Running stage" not in again.stdout, again.stdout[-3000:]
     status = subprocess.run(["dvc", "status"], cwd=d, capture_output=True, text=True, env=env)
