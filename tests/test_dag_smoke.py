@@ -63,6 +63,13 @@ def _as_dvc_repo(d: Path, tmp_path: Path) -> tuple[Path, dict]:
     return d, env
 
 
+def _dvc_commit(d: Path, env: dict) -> subprocess.CompletedProcess:
+    """`uvhmr dvc-commit` in d (it must succeed) -> the finished process."""
+    c = subprocess.run(["uvhmr", "dvc-commit"], cwd=d, capture_output=True, text=True, env=env, timeout=600)
+    assert c.returncode == 0, (c.stdout + c.stderr)[-3000:]
+    return c
+
+
 def _data_out_hashes(lock: Path) -> dict:
     """{output path: md5} in a dvc.lock for the deterministic directory outputs (no wall times
     inside, unlike the training logs that travel with the models)."""
@@ -78,8 +85,7 @@ def test_dvc_commit_after_snakemake_keeps_the_next_snakemake_a_no_op(smoke_run, 
     d, env = _as_dvc_repo(d, tmp_path)
     model = d / "results/smoke/models/dmp/dmp14.pt"
     before = model.stat().st_mtime_ns
-    c = subprocess.run(["uvhmr", "dvc-commit"], cwd=d, capture_output=True, text=True, env=env, timeout=600)
-    assert c.returncode == 0, (c.stdout + c.stderr)[-3000:]
+    c = _dvc_commit(d, env)
     assert "dmp14.pt" in (d / "dvc.lock").read_text()
     # dvc relinked the single-file outputs (the models) and gave them new times; they are back
     relinked = re.search(r"modification times of (\d+) relinked", c.stdout + c.stderr)
@@ -98,8 +104,7 @@ def test_dvc_repro_force_gives_the_snakemake_metrics_and_a_second_repro_does_not
     metrics = d / "results/smoke/metrics"
     by_snakemake = {p.name: json.loads(p.read_text()) for p in sorted(metrics.glob("*.json"))}
     assert len(by_snakemake) >= 15
-    c = subprocess.run(["uvhmr", "dvc-commit"], cwd=d, capture_output=True, text=True, env=env, timeout=600)
-    assert c.returncode == 0, (c.stdout + c.stderr)[-3000:]
+    _dvc_commit(d, env)
     snakemake_hashes = _data_out_hashes(d / "dvc.lock")
     assert len(snakemake_hashes) >= 10
     f = subprocess.run(["dvc", "repro", "--force"], cwd=d, capture_output=True, text=True, env=env, timeout=1200)
