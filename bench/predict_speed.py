@@ -84,9 +84,8 @@ def stages(m: Models, x: torch.Tensor, reps: int) -> dict:
             inputs, camera = stack_inputs(d, i, bool(cfg["use_dmp"]), bool(cfg["use_ik"]))
             return infer(m.uvi(inputs, camera), m.sampler_out, m.labels_out)
 
-        norm = (x - m.dmp.rgb_mean) / m.dmp.rgb_std
         return {
-            "backbone": ms_per_image(lambda: m.dmp.encoder(norm), b, reps),
+            "backbone": ms_per_image(lambda: m.dmp.encoder(x), b, reps),
             "DMP": ms_per_image(lambda: dmp_rows(m.dmp, x, JOINTS), b, reps),
             "IK": ms_per_image(lambda: ik_rows(m.ik, m.body, m.sampler_in, m.labels_in, d["j_initial"], d["observed"]), b, reps),
             "UVI": ms_per_image(uvi, b, reps),

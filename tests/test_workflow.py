@@ -76,6 +76,8 @@ def test_cli_help_lists_every_rule_subcommand():
 
 
 def test_predict_without_trained_models_says_run_the_main_job(tmp_path):
+    from PIL import Image
+    Image.new("RGB", (96, 128), (120, 90, 60)).save(tmp_path / "photo.jpg")     # a valid image: the models are what is missing
     r = subprocess.run([str(BIN / "uvhmr"), "predict", str(tmp_path / "photo.jpg"), "--out", str(tmp_path / "out"),
                         "--results", str(tmp_path / "results")], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 2

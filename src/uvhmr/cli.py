@@ -15,12 +15,9 @@ import time
 from pathlib import Path
 
 from uvhmr.config import ConfigError, load_params, load_rule_params
+from uvhmr.errors import NotImplementedYet, debug_enabled, one_line
 
 log = logging.getLogger("uvhmr")
-
-
-class NotImplementedYet(RuntimeError):
-    pass
 
 
 def _setup_logging(log_file: str | None) -> None:
@@ -92,6 +89,9 @@ def cmd_mocap(a) -> None:
 
 
 def cmd_dataset(a) -> None:
+    from uvhmr.workflow import SPLITS
+    if a.split not in SPLITS:      # before anything loads: one line, not run_dataset's traceback
+        raise ConfigError(f"uvhmr dataset: --split {a.split}: expected one of {', '.join(SPLITS)}")
     rp = _rule_params(a)
     from uvhmr.data.synthetic import run_dataset
     run_dataset(rp, Path(a.body), Path(a.uv), Path(a.mocap), a.split, Path(a.out), log=log.info)
@@ -244,15 +244,24 @@ the outputs go to --out:
                how it was found, the crop and the cameras
   <stem>.png   the mesh drawn over the image, and a side view
 Folders are read one level deep; files that are not readable images are reported and skipped, the
-others still processed. Exit code: 0 when every input worked, 1 when some failed, 2 when the models
-are missing or an argument is wrong.
+others still processed. Every input is checked before a model loads: images need at least
+{min_side} px on each side, at least half of --bbox must lie inside the image, and images above
+{max_mp} megapixels are refused. Images larger than {max_side} px on their longer side are
+downscaled to {max_side} px when read (bounded memory); the outputs stay in the original's pixels.
+
+predict never replaces a file it did not write: --out must not hold the inputs, and an existing
+<stem>.obj/.json/.png there is replaced only if predict wrote it (listed, with its hash, in
+--out/.uvhmr-predict.json) or with --overwrite.
+Exit code: 0 when every input worked, 1 when some failed, 2 when the models are missing or an
+argument is wrong.
 
 The models were trained on synthetic renders of one body model; expect rough fits on real photos."""
 
 
 def _predict_args(c: argparse.ArgumentParser) -> None:
+    from uvhmr.predict_cli import MAX_PIXELS, MAX_SIDE, MIN_SIDE
     c.formatter_class = argparse.RawDescriptionHelpFormatter
-    c.description = PREDICT_DESCRIPTION
+    c.description = PREDICT_DESCRIPTION.format(min_side=MIN_SIDE, max_side=MAX_SIDE, max_mp=MAX_PIXELS // 10 ** 6)
     c.add_argument("images", nargs="*", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
     c.add_argument("--out", required=True, help="output folder (created if needed)")
     c.add_argument("--profile", default="default", choices=("smoke", "default", "paper"),
@@ -268,6 +277,24 @@ def _predict_args(c: argparse.ArgumentParser) -> None:
     c.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="auto: CUDA when available, else CPU (default: auto)")
     c.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default: 16)")
+    c.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files in --out even if predict did not write them")
+
+
+DEBUG_HELP = "show the traceback of an error instead of its one-line message (also: UVHMR_DEBUG=1)"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("uvhmr")
+    except PackageNotFoundError:       # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _add_debug(c: argparse.ArgumentParser) -> None:
+    # SUPPRESS: a subcommand without --debug keeps what `uvhmr --debug COMMAND` set.
+    c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -276,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reimplementation of 'The Best of Both Worlds' (DMP -> IK -> UVI) as a reproducible "
                     "Snakemake/DVC workflow. Each subcommand is one rule of the DAG; run the DAG with "
                     "`snakemake --cores 2` or `dvc repro` rather than by hand.")
+    p.add_argument("--version", action="version", version=f"uvhmr {_version()}")
+    p.add_argument("--debug", action="store_true", default=False, help=DEBUG_HELP)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("resolve-params", help="validate params.yaml and write each rule's resolved parameters",
@@ -285,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--profile", choices=("smoke", "default", "paper"), help="overrides params.yaml's `profile`")
     r.add_argument("--root", default=".", help="repository root to write under")
     r.add_argument("--log")
+    _add_debug(r)
     r.set_defaults(fn=cmd_resolve_params)
 
     d = sub.add_parser("dvc-commit", help="record a finished Snakemake run in DVC (dvc commit -f) without "
@@ -295,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("targets", nargs="*", help="dvc.yaml stages or outputs to commit (default: all)")
     d.add_argument("--root", default=".", help="repository root (default: .)")
     d.add_argument("--log")
+    _add_debug(d)
     d.set_defaults(fn=cmd_dvc_commit)
 
     b = sub.add_parser("body-model", help="build the body model once and export its compact data + assets",
@@ -304,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(b)
     b.add_argument("--out", required=True, help="export folder (resources/body/<backend>)")
     b.add_argument("--cache-dir", default="resources/body/.anny-cache", help="anny's temporary build cache")
+    _add_debug(b)
     b.set_defaults(fn=cmd_body_model)
 
     for name, text, issue, args in RULE_COMMANDS:
@@ -315,24 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
             _add_common(c)
             for flag, h in args:
                 c.add_argument(flag, help=h)
+        _add_debug(c)
         c.set_defaults(fn=IMPLEMENTED.get(name) or _not_yet(issue, f"`uvhmr {name}`"))
     return p
 
 
-# Faults of the inputs or the machine, not of uvhmr: their messages name the file (or step) and
-# what to do, so the CLI prints one line instead of a traceback. (module, class name)
-INPUT_FAULTS = (("uvhmr.data.shards", "ShardError"), ("uvhmr.train.checkpoint", "CheckpointError"),
-                ("uvhmr.train.trainer", "NonFiniteLoss"), ("uvhmr.train.trainer", "ModelFileError"),
-                ("uvhmr.data.spin_adapter", "SpinFormatError"))
-
-
 def _is_input_fault(e: BaseException) -> bool:
-    from uvhmr.io import WRITE_ERRNOS
-    if isinstance(e, OSError) and e.errno in WRITE_ERRNOS:
-        return True
-    # Only a module already imported can have raised its class: nothing is imported here.
-    classes = tuple(getattr(sys.modules[m], c) for m, c in INPUT_FAULTS if m in sys.modules)
-    return isinstance(e, classes)
+    """Whether `e` is reported as one line (uvhmr.errors decides, by type)."""
+    return one_line(e) is not None
 
 
 def main(argv=None) -> int:
@@ -341,21 +363,14 @@ def main(argv=None) -> int:
     t0 = time.time()
     try:
         code = a.fn(a) or 0
-    except ConfigError as e:
-        log.error("%s", e)
-        return 2
-    except NotImplementedYet as e:
-        log.error("%s", e)
-        return 3
-    except FileNotFoundError as e:
-        log.error("%s", e)
-        return 2
-    except Exception as e:  # noqa: BLE001 - sorted below: known faults get one line, bugs a traceback
-        if not _is_input_fault(e):
+    except Exception as e:  # noqa: BLE001 - sorted by uvhmr.errors: known faults get one line, bugs a traceback
+        fault = None if debug_enabled(getattr(a, "debug", False)) else one_line(e)
+        if fault is None:
             raise
-        # A corrupt input file, a NaN loss, a full disk: one line naming the file (also in --log).
-        log.error("%s: %s", type(e).__name__, e)
-        return 1
+        # A corrupt input file, a bad parameter, a full disk: one line naming the culprit (also in --log).
+        line, code = fault
+        log.error("%s", line)
+        return code
     log.info("%s done in %.1f s%s", a.command, time.time() - t0, f" (exit code {code})" if code else "")
     return int(code)
 

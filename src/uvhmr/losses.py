@@ -1,7 +1,9 @@
 """Training losses of the three modules, as plain functions of prediction and target dicts.
 
 DMP (paper eq. 1-2, DecoMR's weights where the paper is silent): BCE on the body mask, L1 on
-UV inside the body, cross-entropy of the A_uv part head on visible body pixels, L1 on M_j, M_l, M_d inside the body, L1 on the weak-perspective camera.
+UV inside the body, cross-entropy of the A_uv part head on visible body pixels, L1 on M_j, M_l, M_d inside the body
+(depth optionally weighted), L1 on the weak-perspective camera; and, with a yaw head, its
+cross-entropy.
 """
 from __future__ import annotations
 
@@ -26,6 +28,15 @@ def part_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tens
     return F.cross_entropy(logits, labels, ignore_index=-1)
 
 
+def depth_weighted_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, w_depth: float) -> torch.Tensor:
+    """masked_l1 of (B, 3, H, W) camera-frame maps with the z (depth) channel weighted w_depth:
+    depth is what a front/back confusion costs, and what the image shows least."""
+    if w_depth == 1.0:
+        return masked_l1(pred, target, mask)
+    w = pred.new_tensor([1.0, 1.0, w_depth]).reshape(1, 3, 1, 1) * 3 / (2 + w_depth)
+    return masked_l1(pred * w, target * w, mask)
+
+
 def dmp_losses(pred: dict, target: dict, weights) -> dict:
     """pred: DMPNet output; target: mask (B, 1, H, W) float {0, 1}, uv (B, 2, H, W) in [0, 1],
     parts (B, H, W) int64 A_uv labels (-1 off the visible body), mj / ml / md (B, 3, H, W) metres,
@@ -42,9 +53,19 @@ def dmp_losses(pred: dict, target: dict, weights) -> dict:
             pos_weight=torch.tensor(weights.mask_pos_weight, device=target["mask"].device)),
         "uv": weights.w_uv * masked_l1(_to(pred["uv"], size), target["uv"], body),
         "parts": weights.w_parts * part_cross_entropy(_to(pred["parts"], size), target["parts"]),
-        "maps": weights.w_maps * sum(masked_l1(_to(pred[k], size), target[k], body) for k in ("mj", "ml", "md")),
+        "maps": weights.w_maps * sum(depth_weighted_l1(_to(pred[k], size), target[k], body, weights.w_depth)
+                                     for k in ("mj", "ml", "md")),
         "camera": weights.w_camera * (pred["camera"] - target["camera"]).abs().mean(),
     }
+    if "mj_lf" in pred:
+        # Body-frame maps: the camera-frame truth turned by the true yaw (view-independent targets).
+        from uvhmr.models.dmp import to_body_frame
+        terms["maps"] = terms["maps"] + weights.w_maps * sum(
+            masked_l1(_to(pred[f"{k}_lf"], size), to_body_frame(target[k][:, 0::2], target["yaw"]), body)
+            for k in ("mj", "ml", "md"))
+    if "yaw_logits" in pred:
+        # Label smoothing: neighbouring bins are nearly right, and the bins' edges are arbitrary.
+        terms["yaw"] = weights.w_yaw * F.cross_entropy(pred["yaw_logits"], target["yaw_bin"], label_smoothing=0.1)
     terms["total"] = sum(terms.values())
     return terms
 

@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-import torch
 
 from uvhmr.config import ConfigError, DatasetParams
+from uvhmr.errors import InputError
+from uvhmr.io import sha256, write_bytes, write_json, write_text
 
 log = logging.getLogger("uvhmr")
 
@@ -52,6 +53,11 @@ OVERLAY_MAX_SIDE = 1024           # overlays of larger images are drawn downscal
 OVERLAY_MIN_SIDE = 256            # ... and of smaller ones upscaled, so the mesh is visible
 DEPTH = 50.0                      # metres: the far camera that draws a weak-perspective one (1 % for a body 1 m deep)
 MESH_RGB = (1.0, 0.72, 0.45)      # UVI's mesh colour in the report's Fig. 8
+MIN_SIDE = 32                     # smaller images hold too few pixels of a person (the networks see 48-224 px crops)
+MAX_SIDE = 4096                   # larger images are downscaled to this longer side when read (bounded memory) ...
+MAX_PIXELS = 150_000_000          # ... and images above this many pixels are refused (a PNG is decoded whole first)
+BOX_INSIDE = 0.5                  # --bbox: at least this fraction of the box must lie inside the image
+MANIFEST = ".uvhmr-predict.json"  # in --out: the files predict wrote there and their SHA-256, so it replaces only those
 MODEL_FILES = {"dmp": "models/dmp/dmp14.pt", "ik": "models/ik/ik14/seed0.pt", "uvi": "models/uvi/uvi14/seed0.pt",
                "uv": "uv/uv_assets.npz"}
 
@@ -199,25 +205,80 @@ def find_person(image: np.ndarray, bbox: Optional[Sequence[float]], detector: st
 
 # ----------------------------------------------------------------------------- inputs
 
-def read_image(path: Path) -> np.ndarray:
-    """-> (H, W, 3) uint8 RGB (EXIF orientation applied, grey and 16-bit converted).
+def image_size(path: Path) -> Optional[tuple[int, int]]:
+    """(width, height) as `read_image` returns the image (EXIF rotation applied), read from the
+    file's header only; None when Pillow cannot identify the file (OpenCV may still read it)."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)   # the size is checked by the caller
+            with Image.open(path) as im:
+                w, h = im.size
+                orientation = im.getexif().get(0x0112, 1)
+    except Image.DecompressionBombError:
+        return (MAX_PIXELS, MAX_PIXELS)             # far above MAX_PIXELS: refused by the caller
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)      # EXIF 5-8: rotated by 90 degrees
+
+
+def read_image(path: Path, max_side: Optional[int] = None) -> np.ndarray:
+    """-> (H, W, 3) uint8 RGB (EXIF orientation applied, grey and 16-bit converted), downscaled to
+    `max_side` px on its longer side when larger (JPEGs are decoded directly at 1/2, 1/4 or 1/8
+    size, so a huge photo never exists in memory at full size).
     Raises ValueError for a file that is not a readable image."""
     import cv2
     data = np.fromfile(str(path), np.uint8)
     if data.size == 0:
         raise ValueError("empty file")
+    flag = cv2.IMREAD_COLOR
+    wh = image_size(path) if max_side else None
+    if wh and max(wh) > max_side:
+        reduce = next(r for r in (8, 4, 2, 1) if r == 1 or max(wh) / r >= max_side)
+        flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
     lg = getattr(getattr(cv2, "utils", None), "logging", None)
     level = lg.getLogLevel() if lg else None
     if lg:
         lg.setLogLevel(lg.LOG_LEVEL_ERROR)           # the reason is reported once, below, not by OpenCV too
     try:
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        image = cv2.imdecode(data, flag)
     finally:
         if lg:
             lg.setLogLevel(level)
+    del data
     if image is None or image.ndim != 3 or min(image.shape[:2]) < 1:
         raise ValueError("not an image OpenCV can read (or a corrupt one)")
+    h, w = image.shape[:2]
+    if max_side and max(h, w) > max_side:
+        k = max_side / max(h, w)
+        image = cv2.resize(image, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def check_image(path: Path, bbox: Optional[Sequence[float]]) -> tuple[int, int]:
+    """The checks made on every input before any model loads, from the file's header.
+    -> (width, height); raises ValueError saying what is wrong."""
+    wh = image_size(path)
+    if wh is None:
+        read_image(path, MAX_SIDE)                   # not a format Pillow knows: OpenCV decides (raises if unreadable)
+        return (0, 0)
+    w, h = wh
+    if w * h > MAX_PIXELS:
+        raise ValueError(f"{w}x{h} px image ({w * h / 1e6:.0f} megapixels): predict reads at most "
+                         f"{MAX_PIXELS / 1e6:.0f} megapixels; downscale it first")
+    if min(w, h) < MIN_SIDE:
+        raise ValueError(f"{w}x{h} px image: predict needs at least {MIN_SIDE} px on each side")
+    if bbox is not None:
+        x0, y0, x1, y1 = (float(v) for v in bbox)
+        inside = max(0.0, min(x1, w) - max(x0, 0.0)) * max(0.0, min(y1, h) - max(y0, 0.0))
+        frac = inside / ((x1 - x0) * (y1 - y0))
+        if frac < BOX_INSIDE:
+            raise ValueError(f"--bbox {','.join(f'{v:g}' for v in bbox)} lies outside this {w}x{h} px image "
+                             f"({frac:.0%} of the box is inside, at least {BOX_INSIDE:.0%} must be)")
+    return w, h
 
 
 def list_inputs(paths: Sequence[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -272,7 +333,7 @@ def write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray, face_uv: np.n
     lines += [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in np.asarray(vertices, np.float64)]
     lines += [f"vt {u:.6f} {v:.6f}" for u, v in uniq]
     lines += [f"f {a}/{ta} {b}/{tb} {c}/{tc}" for (a, b, c), (ta, tb, tc) in zip(f.tolist(), inv.tolist())]
-    path.write_text("\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")
 
 
 def dumps(obj) -> str:
@@ -371,7 +432,7 @@ def write_png(path: Path, rgb: np.ndarray) -> None:
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
     if not ok:
         raise OSError(f"{path}: PNG encoding failed")
-    path.write_bytes(buf.tobytes())
+    write_bytes(path, buf.tobytes())
 
 
 # ----------------------------------------------------------------------------- the command
@@ -381,7 +442,11 @@ def model_paths(results: str | Path, profile: str) -> dict[str, Path]:
     return {k: root / v for k, v in MODEL_FILES.items()}
 
 
-def check_models(paths: dict[str, Path], body_dir: Path, profile: str) -> None:
+def check_models(paths: dict[str, Path], body_dir: Path, profile: str, body_given: bool = False) -> None:
+    if body_given and not (body_dir / "assets.npz").is_file():
+        what = "no such folder" if not body_dir.is_dir() else "no assets.npz in it"
+        raise ConfigError(f"uvhmr predict: --body {body_dir}: expected a body-model export (resources/body/<backend>, "
+                          f"written by the workflow's body_model rule), got {what}")
     missing = [str(p) for p in paths.values() if not p.is_file()]
     if not (body_dir / "assets.npz").is_file():
         missing.append(str(body_dir / "assets.npz"))
@@ -390,6 +455,46 @@ def check_models(paths: dict[str, Path], body_dir: Path, profile: str) -> None:
         raise FileNotFoundError(
             f"uvhmr predict: the {profile} profile's trained models are missing ({', '.join(missing)}); "
             f"run the main job first (`{run}` or `dvc repro`), or point --results / --profile at a finished run")
+
+
+# ----------------------------------------------------------------------------- never replacing the user's files
+
+def read_manifest(out: Path) -> dict[str, str]:
+    """{file name: SHA-256} of what predict wrote into `out`; {} when there is no (readable) manifest,
+    so every existing file counts as the user's."""
+    try:
+        files = json.loads((out / MANIFEST).read_text()).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
+
+
+def check_out(out: Path, files: Sequence[Path], names: Sequence[str], overwrite: bool) -> None:
+    """Refuse (one ConfigError line) an --out that is a file or holds an input, and existing files
+    of the names predict would write unless predict wrote them (their hash is in the manifest) or
+    `overwrite`."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"uvhmr predict: --out {out}: is an existing file; expected a folder (created if needed)")
+    if not out.is_dir():
+        return
+    home = out.resolve()
+    for f in files:
+        if f.resolve().parent == home:
+            raise ConfigError(f"uvhmr predict: --out {out} holds the input {f.name}; predict never writes beside "
+                              "your images: choose another output folder")
+    if overwrite:
+        return
+    known = read_manifest(out)
+    foreign = [out / n for n in names if (out / n).exists() and
+               ((out / n).is_dir() or known.get(n) != sha256(out / n))]
+    if foreign:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise ConfigError(f"uvhmr predict: {foreign[0]}{more} exists and was not written by uvhmr predict (or was "
+                          "changed since); choose another --out, move it away, or pass --overwrite")
+
+
+def _record(out: Path, written: dict[str, str]) -> None:
+    write_json(out / MANIFEST, {"written_by": "uvhmr predict", "files": {**read_manifest(out), **written}})
 
 
 def body_backend(params_yaml: Path) -> str:
@@ -407,38 +512,81 @@ class Outcome:
     failed: list[tuple[str, str]] = field(default_factory=list)   # (input, why)
 
 
+def _scaled(c: Crop, k: float) -> Crop:
+    """The crop of a downscaled image in the original image's pixels (k = original / read size)."""
+    return c if k == 1.0 else Crop(c.x * k, c.y * k, c.side * k, c.size)
+
+
+def _scaled_box(box: Box, k: float) -> Box:
+    if k == 1.0:
+        return box
+    return Box(tuple(v * k for v in box.xyxy), box.source, box.fill, box.score,
+               None if box.detection is None else tuple(v * k for v in box.detection), box.note)
+
+
+def check_inputs(inputs: Sequence[str | Path], bbox: Optional[Sequence[float]]
+                 ) -> tuple[list[Path], list[tuple[int, int]], list[tuple[str, str]]]:
+    """The inputs, checked before any model loads: -> (usable files, their (width, height),
+    [(input, why)] of the unusable). Nothing usable raises one line: ConfigError (exit 2) for
+    arguments naming no images, InputError (exit 1) for images that cannot be used."""
+    files, missing = list_inputs(inputs)
+    failed = [(str(p), why) for p, why in missing]
+    if not files:
+        if missing:
+            raise ConfigError(f"uvhmr predict: {missing[0][0]}: {missing[0][1]}")
+        raise ConfigError(f"uvhmr predict: no input files in {', '.join(map(str, inputs))} "
+                          "(folders are read one level deep; hidden files are skipped)")
+    ok, sizes = [], []
+    for f in files:
+        try:
+            sizes.append(check_image(f, bbox))
+            ok.append(f)
+        except (ValueError, OSError) as e:
+            failed.append((str(f), str(e)))
+    if not ok:
+        (first, why), more = failed[0], len(failed) - 1
+        if more:
+            for f, w in failed[1:]:
+                log.warning("%s: %s", f, w)
+        raise InputError(f"uvhmr predict: {first}: {why}" + (f" (and {more} more input(s), none usable)" if more else ""))
+    for f, why in failed:
+        log.warning("%s: %s; skipped", f, why)
+    return ok, sizes, failed
+
+
 def run_predict(inputs: Sequence[str | Path], out_dir: str | Path, *, profile: str = "default",
                 results: str | Path = "results", body_dir: Optional[str | Path] = None,
                 bbox: Optional[Sequence[float]] = None, detector: str = "auto", device: str = "auto",
-                batch_size: int = 16, progress: Optional[bool] = None) -> Outcome:
-    """Everything `uvhmr predict` does; see the module docstring. -> what was written and what failed."""
+                batch_size: int = 16, progress: Optional[bool] = None, overwrite: bool = False) -> Outcome:
+    """Everything `uvhmr predict` does; see the module docstring. -> what was written and what failed.
+    Every check (inputs, --out, the model files) is made before a model loads; predict writes only
+    into `out_dir`, never over a file it did not write there (unless `overwrite`)."""
+    out = Path(out_dir)
+    files, sizes, failed = check_inputs(inputs, bbox)
+    stems = output_stems(files)
+    check_out(out, files, [f"{s}.{e}" for s in stems for e in ("obj", "json", "png")], overwrite)
+    paths = model_paths(results, profile)
+    body = Path(body_dir) if body_dir is not None else Path("resources/body") / body_backend(Path("params.yaml"))
+    check_models(paths, body, profile, body_given=body_dir is not None)
+    outcome = Outcome(failed=list(failed))
+
+    import torch                 # here, not at the top: `uvhmr --help` (which reads this module's limits) stays fast
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from uvhmr.predict import load_models, predict
     from uvhmr.train.trainer import pick_device
     from uvhmr.uv.assets import load_uv_assets
-
-    paths = model_paths(results, profile)
-    body = Path(body_dir) if body_dir is not None else Path("resources/body") / body_backend(Path("params.yaml"))
-    check_models(paths, body, profile)
-    files, missing = list_inputs(inputs)
-    outcome = Outcome(failed=[(str(p), why) for p, why in missing])
-    for p, why in missing:
-        log.warning("%s: %s; skipped", p, why)
-    if not files:
-        log.warning("uvhmr predict: no input files")
-        return outcome
     try:
         models = load_models(paths["dmp"], paths["ik"], paths["uvi"], paths["uv"].parent, body, pick_device(device))
     except (ValueError, RuntimeError) as e:       # stages that do not fit together; no CUDA for --device cuda
+        if isinstance(e, ConfigError) or type(e).__module__.startswith("uvhmr."):
+            raise                                 # the project's own errors already name their file
         raise ConfigError(f"uvhmr predict: {e}") from None
     faces = models.body.faces.cpu().numpy()
     face_uv = load_uv_assets(paths["uv"].parent).face_uv
     size = models.image_size or 224
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stems = output_stems(files)
     extra = {"profile": profile, "models": {k: str(v) for k, v in paths.items()}, "body_model": str(body)}
     header = ["uvhmr predict: mesh in metres, camera frame of the image (x right, y down, z forward; see the .json)",
               "texture coordinates: the project's UV layout (uv_assets)"]
@@ -448,35 +596,45 @@ def run_predict(inputs: Sequence[str | Path], out_dir: str | Path, *, profile: s
     with logging_redirect_tqdm(), tqdm(total=len(files), unit="img", desc="predict", disable=not show) as bar:
         for start in range(0, len(files), bs):
             batch = []
-            for f, stem in zip(files[start:start + bs], stems[start:start + bs]):
+            for f, stem, wh in zip(files[start:start + bs], stems[start:start + bs], sizes[start:start + bs]):
                 try:
-                    image = read_image(f)
-                    box = find_person(image, bbox, detector)
+                    image = read_image(f, MAX_SIDE)
+                    # k: original pixels per pixel read (> 1 for a downscaled image); --bbox is in original pixels.
+                    k = wh[0] / image.shape[1] if wh[0] else 1.0
+                    box = find_person(image, None if bbox is None else [v / k for v in bbox], detector)
                     if box.note:
                         log.warning("%s: %s", f, box.note)
                     c = crop_for_box(box.xyxy, size, box.fill)
-                    batch.append((f, stem, image, box, c, cut(image, c)))
+                    batch.append((f, stem, image, wh, k, box, c, cut(image, c)))
                 except (ValueError, OSError) as e:
                     outcome.failed.append((str(f), str(e)))
                     log.warning("%s: %s; skipped", f, e)
                     bar.update(1)
             if not batch:
                 continue
-            x = torch.from_numpy(np.stack([b[5] for b in batch])).permute(0, 3, 1, 2).float() / 255.0
+            x = torch.from_numpy(np.stack([b[7] for b in batch])).permute(0, 3, 1, 2).float() / 255.0
             joints, verts, cams = (t.cpu().numpy().astype(np.float64) for t in predict(x, models))
-            for (f, stem, image, box, c, _), j, v, cam in zip(batch, joints, verts, cams):
+            written = {}
+            for (f, stem, image, wh, k, box, c, _), j, v, cam in zip(batch, joints, verts, cams):
                 try:
                     h, w = image.shape[:2]
-                    K, T = perspective_camera(cam, c, w, h)
-                    write_obj(out / f"{stem}.obj", v + (T if T is not None else 0.0), faces, face_uv,
+                    W, H = wh if wh[0] else (w, h)
+                    c0, box0 = _scaled(c, k), _scaled_box(box, k)      # in the original image's pixels
+                    K, T = perspective_camera(cam, c0, W, H)
+                    more = dict(extra, read_at={"size": [w, h], "scale": round(k, 6)}) if k != 1.0 else extra
+                    names = (f"{stem}.obj", f"{stem}.json", f"{stem}.png")
+                    write_obj(out / names[0], v + (T if T is not None else 0.0), faces, face_uv,
                               header + [f"from {f}"] + ([] if T is not None else ["degenerate camera: vertices root-relative"]))
-                    (out / f"{stem}.json").write_text(dumps(result_json(f, (w, h), box, c, j, cam, K, T, extra)))
-                    write_png(out / f"{stem}.png", overlay_image(image, v, faces, cam, c, box, j))
+                    write_text(out / names[1], dumps(result_json(f, (W, H), box0, c0, j, cam, K, T, more)))
+                    write_png(out / names[2], overlay_image(image, v, faces, cam, c, box, j))
+                    written.update({n: sha256(out / n) for n in names})
                     outcome.done.append(stem)
                 except (ValueError, OSError) as e:
                     outcome.failed.append((str(f), str(e)))
                     log.warning("%s: %s", f, e)
                 bar.update(1)
+            if written:
+                _record(out, written)
     return outcome
 
 
@@ -488,7 +646,7 @@ def main(a) -> int:
     if a.batch_size < 1:
         raise ConfigError(f"uvhmr predict: --batch-size must be at least 1, got {a.batch_size}")
     o = run_predict(a.images, a.out, profile=a.profile, results=a.results, body_dir=a.body, bbox=bbox,
-                    detector=a.detector, device=a.device, batch_size=a.batch_size)
+                    detector=a.detector, device=a.device, batch_size=a.batch_size, overwrite=a.overwrite)
     log.info("predict: %d image(s) written to %s (obj, json, png each)%s", len(o.done), a.out,
              f"; {len(o.failed)} failed" if o.failed else "")
     for f, why in o.failed:

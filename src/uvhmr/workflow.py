@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from uvhmr.config import ConfigError, Params, load_params, rule_params, rule_params_dict
+from uvhmr.config import TOP_KEYS, ConfigError, Params, load_params, rule_params, rule_params_dict
 from uvhmr.io import write_if_changed
 
 RULES = ("body_model", "uv_assets", "mocap", "dataset", "train_dmp", "train_hmr", "dmp_cache",
@@ -211,8 +211,14 @@ def snakemake_setup(config: dict, params_file: str = "params.yaml") -> Workflow:
     per-rule parameter files. On a bad parameter, print one line and exit before any job runs."""
     unknown = set(config) - {"profile"}
     try:
+        if any(a.startswith("--configfile") for a in sys.argv) or unknown & set(TOP_KEYS):
+            # A whole params file: refused rather than half-supported (its results would share
+            # results/<profile>/ with params.yaml's, and DVC reads params.yaml only).
+            raise ConfigError("--configfile: not supported; the workflow reads params.yaml only: put your parameters "
+                              "in params.yaml (keep a copy of the old one) and pick a profile with --config profile=NAME")
         if unknown:
-            raise ConfigError(f"--config: {sorted(unknown)[0]}: unknown key (only profile=smoke|default|paper is read from --config)")
+            raise ConfigError(f"--config: {sorted(unknown)[0]}: unknown key (only profile=smoke|default|paper is read "
+                              "from --config; set every other parameter in params.yaml)")
         params = load_params(params_file, profile=config.get("profile"))
         resolve(params)
     except ConfigError as e:

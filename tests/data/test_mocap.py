@@ -115,3 +115,26 @@ def test_licensed_sources_refuse_anny(anny, tmp_path):
     with pytest.raises(MocapSourceError, match="needs body_model.backend: smpl"):
         build_mocap(_rp(source="amass", files=str(tmp_path)), anny, tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_figure_lays_the_lying_example_down(anny):
+    """The figure's "lying" body is posed as the renders pose that family (trunk within 30 deg of
+    the ground plane, Z up); the other families' bodies stay as drawn."""
+    from uvhmr.data.mocap import _figure_body
+    from uvhmr.data.pose_prior import PosePrior
+    smp = PosePrior.from_model(anny, {"lying": 1.0}).sample(6, np.random.default_rng(0))
+    pose, shape = torch.from_numpy(smp.pose), anny.mean_shape()[None].expand(6, -1)
+    with torch.no_grad():
+        lsp = anny(pose, shape).lsp14
+    lsp = lsp - lsp[:, 2:4].mean(1, keepdim=True)
+    labels = set()
+    for i in range(6):
+        label, p, _ = _figure_body("lying", pose[i], shape[i], lsp[i], anny.up_axis, seed=i)
+        with torch.no_grad():
+            j = anny(p[None], shape[i:i + 1]).lsp14[0]
+        trunk = j[12] - j[2:4].mean(0)
+        assert abs(float(trunk[2] / trunk.norm())) < np.sin(np.deg2rad(30)), label
+        labels.add(label)
+    assert labels <= {"lying (on the back)", "lying (on the front)", "lying (on a side)"} and len(labels) > 1
+    label, p, s = _figure_body("arms_overhead", pose[0], shape[0], lsp[0], anny.up_axis, seed=0)
+    assert label == "arms overhead" and torch.equal(p, pose[0]) and torch.equal(p[0], torch.zeros(3))

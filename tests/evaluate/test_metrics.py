@@ -191,3 +191,16 @@ def test_summarize():
     assert summarize(torch.tensor([1.0, 2.0])) == {"mean": 1.5, "median": 1.5, "n": 2}
     empty = summarize([math.nan])
     assert empty["n"] == 0 and math.isnan(empty["mean"]) and math.isnan(empty["median"])
+
+
+def test_depth_correlation_sees_depth_only():
+    from uvhmr.evaluate.metrics import depth_correlation
+    z = torch.randn(50, 14, 3)
+    assert depth_correlation(z, z) == pytest.approx(1.0)
+    flipped = z * torch.tensor([1.0, 1.0, -1.0])              # the front/back mirror image
+    assert depth_correlation(flipped, z) == pytest.approx(-1.0)
+    flat = z.clone()
+    flat[..., 2] = 0.5 * z[..., 2] + 0.01                  # shrunk depth still correlates fully
+    assert depth_correlation(flat, z) == pytest.approx(1.0)
+    no_depth = z * torch.tensor([1.0, 1.0, 0.0]) + torch.randn(50, 14, 3) * torch.tensor([0.0, 0.0, 1e-3])
+    assert abs(depth_correlation(no_depth, z)) < 0.2

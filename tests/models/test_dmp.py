@@ -1,9 +1,7 @@
 """DMP network, its losses and the shared trainer (issue #6)."""
-from pathlib import Path
 
 import pytest
 import torch
-import torchvision
 
 from uvhmr.config import DmpTrainParams
 from uvhmr.losses import dmp_losses
@@ -68,19 +66,63 @@ def test_loss_terms_are_masked_and_weighted():
     assert torch.isclose(dmp_losses(pred, b, DmpTrainParams())["maps"], torch.tensor(0.3))
 
 
-def test_pretrained_weights_only_from_a_matching_local_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such file"):
-        DMPNet("resnet18", pretrained=str(tmp_path / "missing.pth"))
-    wrong = tmp_path / "r50.pth"
-    torch.save(torchvision.models.resnet50(weights=None).state_dict(), wrong)
-    with pytest.raises(ValueError, match="do not match torchvision's resnet18"):
-        DMPNet("resnet18", pretrained=str(wrong))
-    right = tmp_path / "r18.pth"
-    sd = torchvision.models.resnet18(weights=None).state_dict()
-    torch.save(sd, right)
-    net = DMPNet("resnet18", pretrained=str(right))
-    assert torch.equal(net.encoder.stem[0].weight, sd["conv1.weight"])
-    evil = tmp_path / "evil.pth"
-    torch.save({"x": Path("/")}, evil)                       # a pickled object, not tensors
-    with pytest.raises(ValueError, match="weights-only"):
-        DMPNet("resnet18", pretrained=str(evil))
+
+
+def _lsp_facing_camera():
+    """A T-ish LSP-14 skeleton facing the camera (camera frame: x right, y down, z away):
+    its left side appears on the image's right."""
+    j = torch.zeros(14, 3)
+    j[2], j[3] = torch.tensor([-0.1, 0.0, 0.0]), torch.tensor([0.1, 0.0, 0.0])        # R/L hip
+    j[8], j[9] = torch.tensor([-0.2, -0.5, 0.0]), torch.tensor([0.2, -0.5, 0.0])      # R/L shoulder
+    j[12] = torch.tensor([0.0, -0.55, 0.0])                                          # neck
+    return j
+
+
+def test_facing_yaw_reads_the_bodys_direction():
+    from uvhmr.models.dmp import facing_yaw
+    import roma
+    j = _lsp_facing_camera()
+    yaws = torch.tensor([0.0, 0.5, 1.5, -2.0, 3.0])
+    # Turning the body by +a about the camera's vertical axis (y, pointing down) turns it to face image right.
+    R = roma.rotvec_to_rotmat(torch.stack([torch.zeros(5), -yaws, torch.zeros(5)], 1))
+    got = facing_yaw(j[None] @ R.transpose(1, 2))
+    assert torch.allclose(torch.remainder(got - yaws + torch.pi, 2 * torch.pi) - torch.pi, torch.zeros(5), atol=1e-5)
+
+
+def test_yaw_bins_round_trip_and_pick_a_mode_not_the_midpoint():
+    from uvhmr.models.dmp import yaw_bin_centres, yaw_from_logits, yaw_to_bin
+    c = yaw_bin_centres(16)
+    assert torch.equal(yaw_to_bin(c + 0.05, 16), torch.arange(16))
+    logits = torch.full((1, 16), -10.0)
+    logits[0, 4], logits[0, 12] = 5.0, 4.5                  # a front/back confusion, slightly front
+    assert torch.isclose(yaw_from_logits(logits), c[4:5], atol=1e-3).all()
+
+
+def test_yaw_conditioning_reaches_the_maps():
+    torch.manual_seed(0)
+    net = DMPNet("resnet18", 2, yaw_bins=8).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        own = net(x)
+        a, b = net(x, yaw=torch.tensor([0.0])), net(x, yaw=torch.tensor([3.0]))
+    assert own["yaw_logits"].shape == (1, 8) and own["yaw"].shape == (1,)
+    assert not torch.allclose(a["mj"], b["mj"])
+    assert torch.allclose(net(x, yaw=own["yaw"])["mj"], own["mj"])
+
+
+def test_body_frame_depth_inverts_the_turn():
+    """to_body_frame and depth_from_body_frame are each other's inverse for the depth: maps
+    written in the body frame with the true yaw give back the camera-frame truth."""
+    from uvhmr.models.dmp import depth_from_body_frame, to_body_frame
+    g = torch.Generator().manual_seed(0)
+    truth = torch.randn(3, 3, 4, 4, generator=g)
+    yaw = torch.tensor([0.0, 1.0, -2.5])
+    lf = to_body_frame(truth[:, 0::2], yaw)
+    cam, lf_out = depth_from_body_frame(torch.cat([truth[:, :2], lf], 1), yaw)
+    assert torch.allclose(cam, truth, atol=1e-5) and torch.equal(lf_out, lf)
+    # Facing the camera (yaw 0) the body's forward is the camera's -z: depth is minus forward.
+    assert torch.allclose(lf[0, 1], -truth[0, 2])
+    net = DMPNet("resnet18", 2, yaw_bins=8, yaw_depth=True).eval()
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, 64, 64))
+    assert out["mj"].shape == (1, 3, 32, 32) and out["mj_lf"].shape == (1, 2, 32, 32)

@@ -58,3 +58,14 @@ def assert_same_tree(a: Path, b: Path) -> None:
 def temporaries(folder: Path) -> list[str]:
     """Names in folder that uvhmr.io's atomic writes use while writing (`.<name>.<random>.tmp...`)."""
     return sorted(p.name for p in Path(folder).iterdir() if p.name.startswith(".") and ".tmp" in p.name)
+
+
+def set_key(path: list[str], value):
+    """An edit of a parsed params.yaml mapping: set the nested key `path` to `value`."""
+    def edit(raw):
+        *keys, last = path
+        d = raw
+        for k in keys:
+            d = d.setdefault(k, {})
+        d[last] = value
+    return edit

@@ -18,6 +18,7 @@ import yaml
 
 from uvhmr.config import (BodyModelParams, ConfigError, DmpTrainParams, Resources, RuleParams, RunParams, StageParams,
                           load_params, load_rule_params, parse_params, rule_params)
+from reliability_tools import set_key
 from uvhmr.data.shards import Shard, ShardError, write_shard
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,14 +27,7 @@ RAW = yaml.safe_load((REPO / "params.yaml").read_text())
 
 # ------------------------------------------------------------------------------ params.yaml
 
-def _set(path, value):
-    def edit(raw):
-        *keys, last = path
-        d = raw
-        for k in keys:
-            d = d.setdefault(k, {})
-        d[last] = value
-    return edit
+_set = set_key
 
 
 @pytest.mark.parametrize("edit, expected", [
@@ -73,8 +67,8 @@ def test_unknown_config_override_names_it(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         snakemake_setup({"profile": "smoke", "profil": "default"})
     assert e.value.code == 2
-    assert capsys.readouterr().err.strip() == ("uvhmr: --config: profil: unknown key "
-                                               "(only profile=smoke|default|paper is read from --config)")
+    assert capsys.readouterr().err.strip() == ("uvhmr: --config: profil: unknown key (only profile=smoke|default|paper "
+                                               "is read from --config; set every other parameter in params.yaml)")
 
 
 def test_hand_edited_rule_params_file_names_file_and_key(tmp_path):

@@ -1,4 +1,6 @@
 """train_dmp: J_initial through the part head, and resuming an interrupted DMP run (issue #6)."""
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -6,6 +8,8 @@ from uvhmr.config import BodyModelParams, DmpTrainParams, RuleParams, RunParams
 from uvhmr.train import dmp as train_dmp
 from uvhmr.uv.assets import load_uv_assets
 from uvhmr.uv.gt import gt_uv_maps, root_of
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_j_initial_from_ground_truth_maps_through_the_part_head(anny, tiny_uv_dir):
@@ -95,3 +99,38 @@ def test_j_initial_splits_an_uncertain_pixel_between_its_parts():
     assert torch.allclose(joints[0, 0, 0], torch.tensor((1 + 0.5 * 4) / 1.5))
     assert torch.allclose(joints[0, 1, 0], torch.tensor((0.5 * 4 + 9) / 1.5))
     assert seen[0].tolist() == [True, True, False]
+
+
+def test_decomposition_is_the_floor_when_every_prediction_is_true():
+    """decomposed_j_initial with the network's outputs equal to the ground truth: every case is
+    the all-true floor; with M_j wrong, only the cases that keep the predicted M_j move."""
+    g = torch.Generator().manual_seed(0)
+    parts = torch.randint(0, 14, (2, 8, 8), generator=g)
+    parts[:, :2] = -1                                       # off the body
+    joints = torch.randn(2, 14, 3, generator=g) * 0.3
+    mj = torch.stack([joints[i][parts[i].clamp(min=0)].permute(2, 0, 1) for i in range(2)]) * (parts >= 0)[:, None]
+    b = {"mask": (parts >= 0)[:, None].float(), "parts": parts, "M_j": mj}
+    onehot = torch.nn.functional.one_hot(parts.clamp(min=0), 14).permute(0, 3, 1, 2).float()
+    out = {"mask": (b["mask"] * 2 - 1) * 30, "parts": onehot * 30, "mj": mj.clone()}
+    d = train_dmp.decomposed_j_initial(out, b, 14)
+    for name in ("as_used", "gt_mask", "gt_seg", "gt_mj"):
+        assert torch.allclose(d[name], d["floor"], atol=1e-5), name
+    out["mj"] = mj + 0.1
+    d = train_dmp.decomposed_j_initial(out, b, 14)
+    assert torch.allclose(d["gt_mj"], d["floor"], atol=1e-5)
+    assert not torch.allclose(d["gt_seg"], d["floor"], atol=1e-2)
+
+
+def test_the_paper_profile_asks_for_resnet50_weights_when_training_starts(tmp_path):
+    """Dry runs of the paper profile validate (no file named yet); train_dmp then stops at once
+    with one line saying how to name the weights."""
+    from uvhmr.config import load_params, rule_params
+    from uvhmr.models.encoders import PretrainedError
+    from uvhmr.train.hmr import run_train_hmr
+    rp = rule_params(load_params(REPO / "params.yaml", "paper"), "train_dmp", "dmp14")
+    with pytest.raises(PretrainedError) as e:
+        train_dmp.run_train_dmp(rp, tmp_path, tmp_path, tmp_path, tmp_path / "dmp14.pt", tmp_path)
+    msg = str(e.value)
+    assert msg.startswith("train_dmp.pretrained: ") and "resnet50" in msg and "efficientnet_lite2" in msg and "\n" not in msg
+    with pytest.raises(PretrainedError, match="^train_hmr.pretrained: "):
+        run_train_hmr(rule_params(load_params(REPO / "params.yaml", "paper"), "train_hmr"), tmp_path, tmp_path, tmp_path / "h.pt", tmp_path)

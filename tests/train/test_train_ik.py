@@ -7,7 +7,7 @@ import torch
 from uvhmr.config import IkTrainParams
 from uvhmr.evaluate import metrics as M
 from uvhmr.models.ik import GIKNet
-from uvhmr.train.ik import ik_losses, pose_mesh, prior_poses
+from uvhmr.train.ik import fast_pose_joints, ik_losses, pose_mesh, prior_poses
 
 N_POSES = 16
 
@@ -29,10 +29,10 @@ def trained(anny, targets):
     torch.manual_seed(0)
     net = GIKNet(anny.num_joints, len(anny.shape_labels), anny.mean_shape())
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    sec = IkTrainParams(mesh_batch=N_POSES)                  # every pose through the body model each step
+    sec = IkTrainParams()                                    # l_ji and l_vi on every row
     vidx = _vertex_subset(anny)
     g = torch.Generator().manual_seed(0)
-    for _ in range(80):                                      # ~10 s on one core (body forward + backward)
+    for _ in range(80):                                      # ~2 s on one core (fast joints + backward)
         perm = torch.randperm(N_POSES, generator=g)           # batch norm sees a different order each step
         tgt = {k: v[perm] for k, v in targets.items()}
         out = {**net(tgt["joints"]), "j_refine": tgt["joints"]}
@@ -73,7 +73,7 @@ def test_vertex_loss_gradients_reach_gik_nets_first_layer(anny, targets, trained
     # A trained net: at initialisation the output layer is zero (identity rotations), so no
     # gradient from any loss reaches the earlier layers until that layer has moved.
     net = copy.deepcopy(trained).eval()                      # eval: no dropout, the same function twice
-    sec, vidx = IkTrainParams(mesh_batch=N_POSES), _vertex_subset(anny)
+    sec, vidx = IkTrainParams(), _vertex_subset(anny)
     first = net.mlp.inp[0].weight
 
     def l_vi():
@@ -98,7 +98,7 @@ def test_joint_refine_net_learns_from_l_refine_only(anny, targets):
     from uvhmr.train.ik import IKNet
     torch.manual_seed(0)
     net = IKNet(anny.num_joints, anny.mean_shape())
-    sec, vidx = IkTrainParams(mesh_batch=4), _vertex_subset(anny)
+    sec, vidx = IkTrainParams(), _vertex_subset(anny)
     observed = torch.rand(N_POSES, 14, generator=torch.Generator().manual_seed(0)) > 0.3
     terms = ik_losses(net(targets["joints"] * observed[..., None], observed), targets, anny, sec, vidx)
     for name in ("theta", "beta", "joints", "vertices"):
@@ -109,3 +109,53 @@ def test_joint_refine_net_learns_from_l_refine_only(anny, targets):
     net.zero_grad()
     terms["refine"].backward()
     assert any(p.grad is not None and p.grad.any() for p in net.refine.parameters())
+
+
+def test_losses_reach_every_row(anny, targets):
+    # l_ji and l_vi are on every row of the batch (issue #20), not on a first few: a row's
+    # own error moves them, wherever it sits in the batch.
+    sec, vidx = IkTrainParams(), _vertex_subset(anny)
+    perfect = {"j_refine": targets["joints"], "rotmats": targets["rotmats"], "shape": targets["shape"]}
+    base = ik_losses(perfect, targets, anny, sec, vidx)
+    assert base["joints"] < 1e-5 and base["vertices"] < 1e-5
+    last = {**perfect, "rotmats": perfect["rotmats"].clone()}
+    last["rotmats"][-1, 0] = torch.eye(3)                    # only the last row's root is wrong
+    worse = ik_losses(last, targets, anny, sec, vidx)
+    assert worse["joints"] > 1e-3 and worse["vertices"] > 1e-3
+
+
+def test_fast_pose_joints_are_pose_meshs(anny, targets):
+    # train_ik's fast joints are the mesh joints evaluate scores (pose_mesh), to 0.1 mm.
+    vidx = _vertex_subset(anny)
+    with torch.no_grad():
+        verts, joints = pose_mesh(anny, targets["rotmats"], targets["shape"])
+        fj, fv = fast_pose_joints(anny, targets["rotmats"], targets["shape"], vidx)
+    assert M.mpjpe(fj, joints).max() < 0.1
+    assert (fv - verts[:, vidx]).norm(dim=-1).max() < 1e-4
+
+
+def test_a_short_training_run_lowers_the_held_out_joint_error(anny):
+    # train_ik's own step (train_step: augmentation, clean GIK-Net rows, eq. 3 on every row) on
+    # prior poses; scored on other poses, never trained on, before and after.
+    from uvhmr.data.augment import JointAugment
+    from uvhmr.train.ik import IKNet, heldout_errors, train_step
+    train = prior_poses(anny, 256, seed=0, reject_penetration=False)
+    held = {"joints": prior_poses(anny, 128, seed=1, reject_penetration=False)["joints"]}
+    held["observed"] = torch.rand(128, 14, generator=torch.Generator().manual_seed(1)) >= 0.3
+    torch.manual_seed(0)
+    net = IKNet(anny.num_joints, anny.mean_shape())
+    sec = IkTrainParams(lr=3e-3)
+    opt = torch.optim.Adam([{"params": net.refine.parameters(), "lr": sec.refine_lr * sec.lr},   # as run_train_ik
+                            {"params": net.gik.parameters()}], lr=sec.lr)
+    aug, g = JointAugment.from_params(sec), torch.Generator().manual_seed(0)
+    vidx = _vertex_subset(anny, 100)
+    clean = torch.arange(64) < 16
+    before = heldout_errors(net, anny, held, "cpu")
+    for _ in range(120):                                     # ~15 s on one core
+        idx = torch.randint(0, len(train["joints"]), (64,), generator=g)
+        batch = {k: v[idx] for k, v in train.items()}
+        batch["input"], batch["observed"] = aug(batch["joints"], g)
+        train_step(net, opt, batch, anny, sec, vidx, clean)
+    after = heldout_errors(net, anny, held, "cpu")
+    for k in ("val_gik_gt_mpjpe", "val_refine_zeroed_mpjpe"):
+        assert after[k] < 0.8 * before[k], (k, before[k], after[k])

@@ -9,8 +9,11 @@ writes the compact model data plus our assets; `AnnyBody` loads them in well und
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +51,52 @@ RINGS = {"L_hand": ("wrist.L", 0.50), "L_foot": ("foot.L", 0.72)}
 RING_HALF_WIDTH = 0.05
 
 
-def _construct(model_data_path: Path):
+# What NVIDIA Warp (imported and initialised by anny) writes natively on a machine without a CUDA
+# driver: expected there, and nothing the user can act on.
+WARP_NOISE = ("Could not find or load the NVIDIA CUDA driver",)
+
+
+@contextlib.contextmanager
+def _filtered_native_stderr(drop=WARP_NOISE):
+    """Capture file descriptor 2 (native libraries write there directly, past sys.stderr) and
+    write back every line except those containing one of `drop`."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            kept = [ln for ln in tmp.read().decode(errors="replace").splitlines(keepends=True)
+                    if not any(d in ln for d in drop)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
+def import_anny():
+    """`import anny`, quietly: anny initialises NVIDIA Warp on import, which prints a 6-line banner
+    (Warp's version, devices, kernel cache) and, on a CPU machine, a CUDA-driver warning, at every
+    command that loads the body model. Warp's warnings and errors still show."""
+    if "anny" not in sys.modules:
+        with _filtered_native_stderr():
+            try:
+                import warp
+                warp.config.log_level = warp.LOG_WARNING   # the banner is logged at INFO
+                warp.init()                                 # now, inside the filter: anny would on first use
+            except ImportError:                             # an anny without Warp: nothing to silence
+                pass
+            import anny  # noqa: F401
     import anny
+    return anny
+
+
+def _construct(model_data_path: Path):
+    anny = import_anny()
     from anny.models.model_data import ModelData
     m = anny.Anny.from_model_data(ModelData.load_safetensors(str(model_data_path)),
                                   pose_parameterization="local-ref", bone_orientation="cached",
@@ -170,7 +217,7 @@ def export_anny(rig: str, topology: str, age_range: tuple[float, float], out_dir
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     os.environ["ANNY_CACHE_DIR"] = str(cache_dir)
-    import anny
+    anny = import_anny()
     import anny.paths
     anny.paths.set_anny_cache_path(cache_dir)
     try:

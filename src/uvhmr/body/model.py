@@ -132,8 +132,8 @@ def load_body_model(directory: str | Path) -> BodyModel:
     f = d / ASSETS
     if not f.is_file():
         raise FileNotFoundError(f"{f}: no body-model export here; run `uvhmr body-model` (the workflow's body_model rule) first")
-    with np.load(f, allow_pickle=False) as z:
-        assets = {k: z[k] for k in z.files}
+    from uvhmr.errors import read_npz
+    assets = read_npz(f, f"delete {d} and rerun the workflow's body_model rule", allow_pickle=False)
     version = int(assets.get("export_version", 0))
     if version != EXPORT_VERSION:
         raise ValueError(f"{f}: export version {version}, this uvhmr reads version {EXPORT_VERSION}; "

@@ -31,6 +31,7 @@ import torch
 
 from uvhmr.body.joints import LSP14_NAMES, SMPL24_NAMES, SMPL24_PARENTS, SMPL24_TO_LSP14, make_joint_set, mirror_permutation
 from uvhmr.body.model import ASSETS, EXPORT_VERSION, BodyModel, face_mirror_from_vertices, joint_set_arrays
+from uvhmr.errors import AssetError
 from uvhmr.io import atomic_dir
 
 SMPL_FILES = {"neutral": "SMPL_NEUTRAL.pkl", "male": "SMPL_MALE.pkl", "female": "SMPL_FEMALE.pkl"}
@@ -153,6 +154,10 @@ def _align_uv(smpl_faces: np.ndarray, num_vertices: int, obj_path, obj_faces: np
 
 # ---------------------------------------------------------------------------------- smplx
 
+class SmplFileError(AssetError, RuntimeError):
+    """The user's SMPL pickle cannot be loaded (one line at the CLI; a RuntimeError, as before)."""
+
+
 def _build_smpl(pkl: Path, gender: str, num_betas: int):
     """smplx.SMPL from a pickle, without member parameters or extra vertex keypoints."""
     import smplx
@@ -166,14 +171,15 @@ def _build_smpl(pkl: Path, gender: str, num_betas: int):
                            **_NO_EXTRA_JOINTS)
     except ModuleNotFoundError as e:
         if (e.name or "").split(".")[0] in ("chumpy", "scipy"):
-            raise RuntimeError(
+            raise SmplFileError(
                 f"{pkl}: this SMPL pickle needs the `{e.name}` module to unpickle (the official files hold chumpy "
                 "arrays and a scipy.sparse J_regressor). Either install chumpy and scipy "
                 "(pip install scipy; pip install --no-build-isolation chumpy) or convert the file once into a plain "
                 "pickle of numpy arrays (see uvhmr/body/smpl.py)") from e
         raise
     except Exception as e:
-        raise RuntimeError(f"{pkl}: could not load as an SMPL model ({type(e).__name__}: {e})") from e
+        raise SmplFileError(f"{pkl}: could not load as an SMPL model ({type(e).__name__}: {e}); "
+                            "expected the SMPL_<GENDER>.pkl of smpl.is.tue.mpg.de") from e
     return m.to(torch.float32)
 
 
@@ -242,7 +248,13 @@ def export_smpl(bm, out_dir: Path, log=print) -> None:
     pkl = smpl_file(bm)
     log(f"loading SMPL from {pkl} (gender {bm.smpl_gender}, {bm.smpl_num_betas} betas requested)")
     m = _build_smpl(pkl, bm.smpl_gender, bm.smpl_num_betas)
-    assets = smpl_assets(m, pkl, Path(bm.smpl_uv_obj).expanduser(), bm.smpl_head_top_vertex)
+    obj = Path(bm.smpl_uv_obj).expanduser()
+    try:
+        assets = smpl_assets(m, pkl, obj, bm.smpl_head_top_vertex)
+    except ValueError as e:
+        if not str(e).startswith((str(pkl), str(obj))):    # not a fault of the user's files: a bug, keep its traceback
+            raise
+        raise SmplFileError(str(e)) from e
     if int(assets["num_betas"]) != bm.smpl_num_betas:
         log(f"note: the SMPL file provides {int(assets['num_betas'])} betas (body_model.smpl_num_betas is {bm.smpl_num_betas})")
     log(f"SMPL: {len(assets['vertex_mirror'])} vertices, {len(assets['faces'])} faces; left-right mirror map "

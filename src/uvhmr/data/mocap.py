@@ -12,7 +12,8 @@ Output layout::
 
     out/manifest.json                     counts, shards, fields, joint names, backend, params, stats
     out/<split>/<field>-<shard:05d>.npy   split in (train, val); np.load(..., mmap_mode="r") works
-    out/figures/mocap_prior.png           sampled bodies (front, side) + joint-angle histograms
+    out/figures/mocap_prior.png           sampled bodies (front, side) + joint-angle histograms; the
+                                          prior's "lying" body laid down as the renders lay it
 
 Fields (per sample): `pose` (J, 3) float32 axis-angle, root (joint 0) zero: the body frame;
 `shape` (S,) float32; `lsp14` (14, 3) and `joints24` (24, 3) float32 metres, in the body frame,
@@ -198,8 +199,8 @@ def _build_prior(rp, model, tmp: Path, sizes: dict, manifest: dict, log) -> list
                 rows["category"] = cat[keep]
                 writer.add(rows)
                 if split == "train":
-                    for j in keep:
-                        examples.setdefault(int(cat[j]), (pose[j], shape[j]))
+                    for r, j in enumerate(keep):
+                        examples.setdefault(int(cat[j]), (pose[j], shape[j], torch.from_numpy(rows["lsp14"][r])))
                 done += len(keep)
                 bar.update(len(keep))
             block += 1
@@ -214,7 +215,27 @@ def _build_prior(rp, model, tmp: Path, sizes: dict, manifest: dict, log) -> list
             "per_category": {c: {"drawn": int(a), "kept": int(b)} for c, (a, b) in zip(CATEGORIES, per_cat)}}
         log(f"mocap: {split}: {done} poses from {candidates} candidates ({rejected} rejected for self-penetration, "
             f"{100 * rejected / max(candidates, 1):.1f} %) in {dt:.1f} s ({1000 * dt / max(done, 1):.2f} ms/pose)")
-    return [(CATEGORIES[k].replace("_", " "), *examples[k]) for k in sorted(examples)]
+    return [_figure_body(CATEGORIES[k], *examples[k], model.up_axis, rp.run.seed) for k in sorted(examples)]
+
+
+def _figure_body(category: str, pose: torch.Tensor, shape: torch.Tensor, lsp14: torch.Tensor, up_axis: str,
+                 seed: int) -> tuple[str, torch.Tensor, torch.Tensor]:
+    """One family's example for the figure, as the renders pose it: the "lying" body laid down by
+    the orientation sampler, the others upright (root identity; their small tilts would only blur
+    the comparison). pose (J, 3), shape (S,), lsp14 (14, 3) body frame -> (label, pose, shape)."""
+    label = category.replace("_", " ")
+    if category != "lying":
+        return label, pose, shape
+    import roma
+
+    from uvhmr.data.orientation import AXES, FACING, OrientationSampler, with_orientation
+    # A yaw of 90 deg turns the lying trunk across the front view, so that view shows it lengthwise.
+    sampler = OrientationSampler(up_axis=up_axis, yaw_min=90.0, yaw_max=90.0)
+    rv = sampler.sample(1, seed, torch.ones(1, dtype=torch.bool), lsp14[None])
+    face = roma.rotvec_to_rotmat(rv[0].double()) @ torch.tensor(FACING[up_axis], dtype=torch.float64)
+    face_up = float(face[AXES[up_axis][0]])
+    side = "on the back" if face_up > 0.7 else "on the front" if face_up < -0.7 else "on a side"
+    return f"{label} ({side})", with_orientation(pose[None], rv)[0], shape
 
 
 def _build_licensed(rp, model, tmp: Path, sizes: dict, manifest: dict, log) -> list:

@@ -23,7 +23,8 @@ ankle; an elevated arm lifts its clavicle; a reaching arm leans and turns the tr
 anatomical angles are converted to local-ref rotation vectors, jittered, clipped to the joint
 limits (`limits`, per bone and per axis), and each sample is left-right mirrored with
 probability 1/2, so the prior is exactly symmetric. The root (global orientation) stays identity:
-the dataset rule samples it (`uvhmr.data.orientation`).
+the dataset rule and train_ik sample it (`uvhmr.data.orientation`), upright for every family but
+"lying", whose bodies that sampler lays down (trunk near horizontal, on the back, front or side).
 
 `PenetrationCheck` rejects gross self-penetration: a pose is rejected when at least
 `min_vertices` sampled vertices of one body part lie deeper than `depth` inside a non-adjacent part
@@ -92,28 +93,18 @@ class PriorSample:
 
 
 def _rot(axis: int, deg: np.ndarray) -> np.ndarray:
+    """Rotations by `deg` degrees (any shape) about coordinate axis `axis` (0, 1, 2; right-handed)
+    -> (..., 3, 3) float64."""
     a = np.deg2rad(np.asarray(deg, dtype=np.float64))
-    c, s = np.cos(a), np.sin(a)
-    R = np.zeros(a.shape + (3, 3))
-    i, j = [(1, 2), (2, 0), (0, 1)][axis]
-    R[..., axis, axis] = 1
-    R[..., i, i] = c
-    R[..., j, j] = c
-    R[..., i, j] = -s
-    R[..., j, i] = s
-    return R
+    v = np.zeros(a.shape + (3,))
+    v[..., axis] = a
+    return rotvec_to_matrix(v)
 
 
 def rotvec_to_matrix(v: np.ndarray) -> np.ndarray:
-    """(..., 3) -> (..., 3, 3), Rodrigues (float64)."""
-    v = np.asarray(v, dtype=np.float64)
-    th = np.linalg.norm(v, axis=-1, keepdims=True)
-    k = v / np.maximum(th, 1e-12)
-    K = np.zeros(v.shape[:-1] + (3, 3))
-    K[..., 0, 1], K[..., 0, 2], K[..., 1, 0] = -k[..., 2], k[..., 1], k[..., 2]
-    K[..., 1, 2], K[..., 2, 0], K[..., 2, 1] = -k[..., 0], -k[..., 1], k[..., 0]
-    th = th[..., None]
-    return np.eye(3) + np.sin(th) * K + (1 - np.cos(th)) * (K @ K)
+    """(..., 3) axis-angle (radians) -> (..., 3, 3) (via roma, float64)."""
+    import roma
+    return roma.rotvec_to_rotmat(torch.as_tensor(np.asarray(v, dtype=np.float64))).numpy()
 
 
 def matrix_to_rotvec(R: np.ndarray) -> np.ndarray:
@@ -444,8 +435,10 @@ class _Families:
 
     @staticmethod
     def lying(rng, n):
-        """Limb configurations of a lying body (in the body frame: whole-body tilt is the
-        orientation sampler's), stretched out (supine/prone) or curled on one side."""
+        """Limb configurations of a lying body, stretched out or curled up. They are drawn in the
+        body frame (upright, root identity): `uvhmr.data.orientation` lays rows of this family
+        down (its `lying` rows) on the back, the front or a side; not on the front when the
+        knees are drawn up."""
         curled = rng.random(n) < 0.4
         c = curled[:, None]
         hipf = np.where(c, _u(rng, 30, 95, n)[:, None] + _g(rng, 0, 10, (n, 2)), _g(rng, 0, 8, (n, 2)))

@@ -1,10 +1,10 @@
 """The dataset rule: render one split of synthetic samples into shards (or adapt licensed data).
 
-A sample is a posed body (mocap pose, sampled shape, global orientation from the shared sampler)
-seen by a perspective camera that makes it fill 60-95 % of the crop, painted with a procedural
-clothing texture, lit, over a procedural background. The pixel-centre raster that the ground
-truth comes from is the one the anti-aliased image is shaded from (render.py), so they line up
-pixel for pixel.
+A sample is a posed body (mocap pose, sampled shape, global orientation from the shared sampler,
+which lays the prior's "lying" family down) seen by a perspective camera that makes it fill
+60-95 % of the crop, painted with a procedural clothing texture, lit, over a procedural
+background. The pixel-centre raster that the ground truth comes from is the one the
+anti-aliased image is shaded from (render.py), so they line up pixel for pixel.
 
 Output folder (results/<profile>/data/<name>/<split>/)::
 
@@ -243,9 +243,11 @@ def generate_shard(ctx: Context, mocap, split: str, shard: int, seed: int, batch
     sid = SPLIT_ID[split]
     rows = pose_indices(sec, split, seed, len(mocap), start, n)
     body = ctx.body
-    pose = mocap.batch(rows)["pose"].float()
+    mrows = mocap.batch(rows)
+    pose = mrows["pose"].float()
     shape = body.sample_shape(n, seed_ints(seed, sid, shard, 1)[0]).float()
-    orient = OrientationSampler(up_axis=body.up_axis).sample(n, seed_ints(seed, sid, shard, 2)[0])
+    # The rows' category and body-frame joints let the sampler lay the "lying" family down.
+    orient = OrientationSampler(up_axis=body.up_axis).sample_rows(mrows, seed_ints(seed, sid, shard, 2)[0])
     pose = with_orientation(pose, orient)
     records = []
     bar = tqdm(total=n, desc=f"{split} shard {shard}", unit="sample", disable=not progress, mininterval=2.0)
@@ -366,6 +368,9 @@ def run_dataset(rp, body_dir: Path, uv_dir: Path, mocap_dir: Path, split: str, o
         return run_spin_adapter(rp, Path(body_dir), Path(uv_dir), split, Path(out_dir), log=log)
     from uvhmr.body.model import load_body_model
     from uvhmr.data.shards import Shard
+    # The mocap folder first (its manifest and shard headers, no poses read): a missing or empty
+    # one stops here, in one line, not after the body model and UV assets have loaded.
+    open_mocap(Path(mocap_dir), mocap_split(split))
     seed = int(rp.run.seed)
     n = split_size(sec, split)
     nshards = math.ceil(n / sec.shard_size)

@@ -172,6 +172,16 @@ def mpve(pred_verts, gt_verts, pred_joints, gt_joints, hips: Sequence[int] = LSP
     return torch.linalg.vector_norm(pv - gv, dim=-1).mean(dim=1) * MM_PER_M
 
 
+def depth_correlation(pred, gt, hips: Sequence[int] = LSP14_HIPS) -> float:
+    """Pearson correlation of the depth (z) of (N, K, 3) root-aligned joints with the truth's,
+    pooled over samples and joints: 0 when a prediction knows nothing of which joints are nearer
+    the camera than the hips, however good its image-plane x, y are."""
+    p, g = root_align(pred, hips), root_align(gt, hips)
+    z, t = p[..., 2].flatten(), g[..., 2].flatten()
+    z, t = z - z.mean(), t - t.mean()
+    return float((z * t).sum() / (z.norm() * t.norm()).clamp(min=1e-12))
+
+
 def summarize(per_sample) -> dict:
     """Mean and median over samples, ignoring NaN (e.g. samples with no visible joint).
 

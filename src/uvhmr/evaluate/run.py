@@ -102,6 +102,8 @@ def evaluate_target(target: str, kind: str, inputs: dict, rp, log=print) -> dict
             ps = joint_metrics(j, gt)
         ps["observed_fraction"] = obs.float().mean(1)
         per_seed.append(ps)
+        lsp = (j[:, list(SMPL24_TO_LSP14[:13])], gt["joints"][:, :13]) if j.shape[1] == 24 else (j, gt["joints"])
+        result["depth_corr"] = M.depth_correlation(*lsp)
     elif kind == "ik":
         cache = IkCache(inputs["ik_cache"], "test")
         index = np.asarray(cache.arrays["index"])
@@ -139,6 +141,8 @@ def evaluate_target(target: str, kind: str, inputs: dict, rp, log=print) -> dict
     result["metrics"] = {k: float(np.mean([s[k]["mean"] for s in result["seeds"]])) for k in result["seeds"][0]}
     if len(per_seed) > 1:
         result["metrics_std_over_seeds"] = {k: float(np.std([s[k]["mean"] for s in result["seeds"]])) for k in result["seeds"][0]}
+    if "depth_corr" in result:
+        result["metrics"]["depth_corr"] = result["depth_corr"]
     if "heldout_mocap" in result:
         result["metrics"].update({f"heldout_mocap_{k}": v for k, v in result["heldout_mocap"]["metrics"].items()})
     result["per_sample"] = {k: [None if not np.isfinite(x) else round(float(x), 3) for x in v.tolist()] for k, v in first.items()}
@@ -268,7 +272,7 @@ def _mean_pose(inputs, body, rp) -> dict:
     m = open_mocap(inputs["mocap"], "train")
     n = min(len(m), 5000)
     b = m.batch(np.arange(n))
-    rv = OrientationSampler(up_axis=body.up_axis).sample(n, rp.run.seed)
+    rv = OrientationSampler(up_axis=body.up_axis).sample_rows(b, rp.run.seed)   # the renders' distribution, lying included
     C = torch.as_tensor(canonical_rotation(body.up_axis), dtype=torch.float32)
     mean = (rotate_points(b["lsp14"].float(), rv) @ C.T).mean(0)
     ds = SampleDataset(inputs["data"], joints=14, augment=None, occlusion=True, seed=rp.run.seed)
@@ -305,6 +309,15 @@ def _ik_heldout_mocap(model_dir, mocap_dir, body, rp, device, n: int = 1000, zer
     per_seed = [{"input_mpjpe": M.mpjpe(j_in, gt), "j_refine_mpjpe": M.mpjpe(p["j_refine"], gt),
                  "mesh_mpjpe": M.mpjpe(p["mesh_joints"], gt)}
                 for p in ik_predictions(model_dir, j_in, observed, body, device)]
+    # GIK-Net alone, fed the complete ground-truth joints straight (no refiner, nothing zeroed):
+    # its mesh joints' MPJPE (issue #20's `heldout_mocap_gik_gt_mesh_mpjpe`).
+    from uvhmr.train.ik import load_ik, pose_mesh
+    for ps, f in zip(per_seed, seed_models(model_dir)):
+        net, _ = load_ik(f, device)
+        with torch.no_grad():
+            o = net.gik(gt.to(device))
+            _, joints = pose_mesh(body.to(device), o["rotmats"], o["shape"])
+        ps["gik_gt_mesh_mpjpe"] = M.mpjpe(joints.cpu(), gt)
     return {"samples": len(gt), "zeroed_fraction": zero,
             "metrics": {k: float(np.mean([float(ps[k].mean()) for ps in per_seed])) for k in per_seed[0]}}
 

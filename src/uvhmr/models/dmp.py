@@ -1,6 +1,6 @@
 """DMP, the dense map prediction module (paper §3.1, DESIGN §6).
 
-A ResNet encoder, a decoder with skip connections up to 1/`out_stride` of the input, and heads for
+An image encoder (`models/encoders.py`: ResNet or EfficientNet-Lite), a decoder with skip connections up to 1/`out_stride` of the input, and heads for
 the body mask (logits), the UV coordinates (sigmoid), the A_uv part of each body pixel (logits,
 DensePose's "I"; J_initial aggregates M_j by it), and the camera-frame maps M_j, M_l, M_d
 (metres, root-relative); a global feature regresses the weak-perspective camera (s, tx, ty).
@@ -15,38 +15,95 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from uvhmr.models.backbone import ResNetEncoder
+from uvhmr.models.encoders import STRIDES, Encoder
 
-# Stride of each encoder feature: stem (2), layer1 (4), layer2 (8), layer3 (16), layer4 (32).
-STRIDES = (2, 4, 8, 16, 32)
+MAPS = ("mj", "ml", "md")     # the camera-frame maps: joint, surface point, their difference
 
 
 def conv_bn(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-def with_coords(x: torch.Tensor) -> torch.Tensor:
-    """Append the pixel's normalised image coordinates (x, y in [-1, 1]) as two channels.
-    (B, C, h, w) -> (B, C + 2, h, w). The maps are root-relative 3-D positions: a surface point's
+def with_coords(x: torch.Tensor, cond: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Append the pixel's normalised image coordinates (x, y in [-1, 1]) as two channels, and the
+    per-image conditioning vector `cond` (B, c) broadcast over the pixels.
+    (B, C, h, w) -> (B, C + 2 + c, h, w). The maps are root-relative 3-D positions: a surface point's
     x, y are nearly an affine function of where it is in the image (the weak-perspective camera),
     which translation-equivariant convolutions alone cannot express (CoordConv)."""
     b, _, h, w = x.shape
     ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype)
     xs = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype)
     grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"))[None].expand(b, -1, -1, -1)
-    return torch.cat([x, grid], 1)
+    parts = [x, grid]
+    if cond is not None:
+        parts.append(cond.to(x.dtype)[:, :, None, None].expand(-1, -1, h, w))
+    return torch.cat(parts, 1)
 
 
 class UpBlock(nn.Module):
-    """Upsample x2, concatenate the encoder's skip feature and the pixel coordinates, two 3x3 convs."""
+    """Upsample x2, concatenate the encoder's skip feature, the pixel coordinates and the
+    conditioning channels (`ncond`), two 3x3 convs."""
 
-    def __init__(self, cin: int, cskip: int, cout: int):
+    def __init__(self, cin: int, cskip: int, cout: int, ncond: int = 0):
         super().__init__()
-        self.conv = nn.Sequential(conv_bn(cin + cskip + 2, cout), conv_bn(cout, cout))
+        self.conv = nn.Sequential(conv_bn(cin + cskip + 2 + ncond, cout), conv_bn(cout, cout))
 
-    def forward(self, x, skip):
+    def forward(self, x, skip, cond=None):
         x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-        return self.conv(with_coords(torch.cat([x, skip], 1)))
+        return self.conv(with_coords(torch.cat([x, skip], 1), cond))
+
+
+def facing_yaw(joints: torch.Tensor) -> torch.Tensor:
+    """The body's facing direction about the camera's vertical axis, from its LSP-14 joints.
+    joints (B, 14, 3) camera frame (x right, y down, z away from the camera), metres ->
+    (B,) radians: 0 facing the camera, +pi/2 facing image right. The body's left (hips and
+    shoulders, left minus right) crossed with its up (neck minus mid-hip) is its forward."""
+    left = joints[:, 3] - joints[:, 2] + joints[:, 9] - joints[:, 8]
+    up = joints[:, 12] - 0.5 * (joints[:, 2] + joints[:, 3])
+    fwd = torch.linalg.cross(left, up)
+    return torch.atan2(fwd[:, 0], -fwd[:, 2])
+
+
+def to_body_frame(xz: torch.Tensor, yaw: torch.Tensor) -> torch.Tensor:
+    """Camera-frame (x, z) maps (B, 2, h, w) -> (lateral, forward) of a body with yaw (B,) radians
+    (`facing_yaw`'s convention): lateral along the body's left, forward along its facing."""
+    c, s = torch.cos(yaw)[:, None, None], torch.sin(yaw)[:, None, None]
+    x, z = xz[:, 0], xz[:, 1]
+    return torch.stack([x * c + z * s, x * s - z * c], 1)
+
+
+def depth_from_body_frame(raw: torch.Tensor, yaw: torch.Tensor):
+    """A map head's (x, y, lateral, forward) (B, 4, h, w) and the yaw (B,) -> (camera-frame map
+    (B, 3, h, w) metres: x, y as predicted, z from the body frame turned by the yaw; the body-frame
+    (lateral, forward) (B, 2, h, w)). A point's place in the body frame does not depend on the
+    view, so the head can learn it from the image; its depth is then the yaw's job. x stays the
+    head's image-aligned estimate, so a wrong yaw costs depth only."""
+    c, s = torch.cos(yaw)[:, None, None].to(raw.dtype), torch.sin(yaw)[:, None, None].to(raw.dtype)
+    lat, fwd = raw[:, 2], raw[:, 3]
+    return torch.cat([raw[:, :2], (lat * s - fwd * c)[:, None]], 1), raw[:, 2:]
+
+
+def yaw_bin_centres(bins: int, device=None) -> torch.Tensor:
+    return torch.arange(bins, device=device) * (2 * math.pi / bins) - math.pi
+
+
+def yaw_to_bin(yaw: torch.Tensor, bins: int) -> torch.Tensor:
+    """(B,) radians -> (B,) int64 index of the nearest bin centre (bins cover the circle)."""
+    step = 2 * math.pi / bins
+    return torch.remainder(torch.round((yaw + math.pi) / step), bins).long()
+
+
+def yaw_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """(B, bins) -> (B,) radians: the circular mean over the most likely bin and its two
+    neighbours. Not over all bins: front and back views are easy to confuse, and the mean of two
+    opposite modes is an arbitrary angle in between, while either mode is a real body."""
+    p = torch.softmax(logits.float(), 1)
+    bins = p.shape[1]
+    top = p.argmax(1)
+    near = torch.stack([(top + d) % bins for d in (-1, 0, 1)], 1)               # (B, 3)
+    w = p.gather(1, near)
+    c = yaw_bin_centres(bins, logits.device)[near]
+    return torch.atan2((w * torch.sin(c)).sum(1), (w * torch.cos(c)).sum(1))
 
 
 class DMPNet(nn.Module):
@@ -56,11 +113,16 @@ class DMPNet(nn.Module):
     with h = H / out_stride."""
 
     def __init__(self, backbone: str = "resnet18", out_stride: int = 2, decoder_channels: int = 64,
-                 feature_channels: int = 32, pretrained: Optional[str] = None, parts: int = 14):
+                 feature_channels: int = 32, pretrained: Optional[str] = None, parts: int = 14, yaw_bins: int = 0,
+                 yaw_depth: bool = False):
         super().__init__()
+        if yaw_depth and not yaw_bins:
+            raise ValueError("yaw_depth needs a yaw head (yaw_bins > 0)")
+        self.yaw_bins, self.yaw_depth = yaw_bins, yaw_depth
+        ncond = 2 if yaw_bins else 0        # (cos, sin) of the body's yaw
         if out_stride not in STRIDES[:2]:
             raise ValueError(f"out_stride must be 2 or 4, got {out_stride}")
-        self.encoder = ResNetEncoder(backbone, pretrained)
+        self.encoder = Encoder(backbone, pretrained)
         ch = self.encoder.channels
         self.out_stride = out_stride
         n_up = 4 - int(math.log2(out_stride)) + 1          # from stride 32 down to out_stride
@@ -69,31 +131,42 @@ class DMPNet(nn.Module):
         blocks, cin = [], ch[4]
         for k in range(n_up):
             skip = ch[3 - k]
-            blocks.append(UpBlock(cin, skip, widths[k]))
+            blocks.append(UpBlock(cin, skip, widths[k], ncond))
             cin = widths[k]
         self.up = nn.ModuleList(blocks)
-        self.local = conv_bn(cin + 2, feature_channels)
+        self.local = conv_bn(cin + 2 + ncond, feature_channels)
         self.heads = nn.ModuleDict({"mask": nn.Conv2d(feature_channels, 1, 1), "uv": nn.Conv2d(feature_channels, 2, 1),
                                     "parts": nn.Conv2d(feature_channels, parts, 1),
-                                    "mj": nn.Conv2d(feature_channels, 3, 1), "ml": nn.Conv2d(feature_channels, 3, 1),
-                                    "md": nn.Conv2d(feature_channels, 3, 1)})
+                                    **{m: nn.Conv2d(feature_channels, 4 if yaw_depth else 3, 1) for m in MAPS}})
         self.camera = nn.Sequential(nn.Linear(ch[4], 256), nn.ReLU(inplace=True), nn.Linear(256, 3))
-        self.register_buffer("rgb_mean", torch.tensor([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1))
-        self.register_buffer("rgb_std", torch.tensor([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1))
+        if yaw_bins:
+            self.yaw = nn.Sequential(nn.Linear(ch[4], 256), nn.ReLU(inplace=True), nn.Linear(256, yaw_bins))
         # Start at a plausible camera (scale 0.9 of the crop, centred) rather than at zero.
         nn.init.zeros_(self.camera[-1].weight)
         with torch.no_grad():
             self.camera[-1].bias.copy_(torch.tensor([0.9, 0.0, 0.0]))
 
-    def forward(self, image: torch.Tensor) -> dict:
-        """image: (B, 3, H, W) RGB in [0, 1] (ImageNet normalisation happens here)."""
-        f = self.encoder((image - self.rgb_mean) / self.rgb_std)
+    def forward(self, image: torch.Tensor, yaw: Optional[torch.Tensor] = None) -> dict:
+        """image: (B, 3, H, W) RGB in [0, 1] (the encoder normalises it as its weights expect).
+        With yaw_bins, the decoder is conditioned on the body's yaw (B,) radians: `yaw` when given
+        (training feeds the true one, jittered), else the yaw head's own estimate; the output
+        then also holds yaw_logits (B, bins) and the yaw used (B,)."""
+        f = self.encoder(image)
+        g = f[4].mean((2, 3))
+        out, cond = {}, None
+        if self.yaw_bins:
+            out["yaw_logits"] = self.yaw(g)
+            out["yaw"] = yaw_from_logits(out["yaw_logits"]).detach() if yaw is None else yaw
+            cond = torch.stack([torch.cos(out["yaw"]), torch.sin(out["yaw"])], 1)
         x = f[4]
         for k, block in enumerate(self.up):
-            x = block(x, f[3 - k])
-        feat = self.local(with_coords(x))
-        out = {name: head(feat) for name, head in self.heads.items()}
+            x = block(x, f[3 - k], cond)
+        feat = self.local(with_coords(x, cond))
+        out.update({name: head(feat) for name, head in self.heads.items()})
+        if self.yaw_depth:
+            for m in MAPS:
+                out[m], out[f"{m}_lf"] = depth_from_body_frame(out[m], out["yaw"])
         out["uv"] = torch.sigmoid(out["uv"])
-        out["camera"] = self.camera(f[4].mean((2, 3)))
+        out["camera"] = self.camera(g)
         out["features"] = feat
         return out

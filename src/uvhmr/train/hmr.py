@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from uvhmr.data.dataset import Augment, SampleDataset
 from uvhmr.io import save_with
-from uvhmr.models.backbone import ResNetEncoder
+from uvhmr.models.encoders import Encoder, check_required
 from uvhmr.models.ik import rot6d_to_matrix
 from uvhmr.train.checkpoint import checkpoint_dir, hash_inputs
 from uvhmr.train.trainer import (ModelFileError, check_finite, forward_in, load_model_file, pick_device, seed_everything,
@@ -29,11 +29,9 @@ class HMRNet(nn.Module):
 
     def __init__(self, backbone: str, num_bones: int, mean_shape: torch.Tensor, pretrained=None):
         super().__init__()
-        self.encoder = ResNetEncoder(backbone, pretrained)
+        self.encoder = Encoder(backbone, pretrained)
         self.num_bones = num_bones
         self.register_buffer("mean_shape", mean_shape.clone().float())
-        self.register_buffer("rgb_mean", torch.tensor([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1))
-        self.register_buffer("rgb_std", torch.tensor([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1))
         n_out = num_bones * 6 + len(mean_shape) + 3
         self.head = nn.Sequential(nn.Linear(self.encoder.channels[4], 1024), nn.ReLU(inplace=True), nn.Dropout(0.2),
                                   nn.Linear(1024, n_out))
@@ -45,7 +43,7 @@ class HMRNet(nn.Module):
             self.head[-1].bias.copy_(bias)
 
     def forward(self, image):
-        f = self.encoder((image - self.rgb_mean) / self.rgb_std)[4].mean((2, 3))
+        f = self.encoder(image)[4].mean((2, 3))
         y = self.head(f)
         b, nb = y.shape[0], self.num_bones
         return {"rotmats": rot6d_to_matrix(y[:, : 6 * nb].reshape(b, nb, 6)),
@@ -80,6 +78,7 @@ def load_hmr(path, body, device="cpu"):
 def run_train_hmr(rp, data_dir: Path, body_dir: Path, out: Path, ckpt_root: Path, log=print) -> None:
     from uvhmr.body.model import load_body_model
     sec = rp.section
+    check_required("train_hmr", sec.backbone, sec.pretrained, sec.require_pretrained)
     device = pick_device(rp.run.device)
     precision = training_precision(device, rp.run.precision)
     seed_everything(rp.run.seed)
@@ -119,6 +118,7 @@ def run_train_hmr(rp, data_dir: Path, body_dir: Path, out: Path, ckpt_root: Path
 
     history = train_epochs(net, opt, sec.epochs, run_epoch, ckpt, out.with_suffix(".csv"), log=log)
     blob = {"state_dict": net.cpu().state_dict(), "history": history,
-            "config": {"backbone": sec.backbone, "num_bones": body.num_joints, "shape_dim": len(body.shape_labels)}}
+            "config": {"backbone": sec.backbone, "num_bones": body.num_joints, "shape_dim": len(body.shape_labels),
+                       "weights": net.encoder.provenance}}
     save_with(out, lambda p: torch.save(blob, p))
     log(f"wrote {out}")

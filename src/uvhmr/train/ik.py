@@ -6,6 +6,7 @@ All joints are LSP-14, camera frame (OpenCV: x right, y down, z forward), metres
 """
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from uvhmr.body.fast_joints import fast_joint_set
 from uvhmr.cache.dmp import DmpCache
 from uvhmr.data.augment import JointAugment
 from uvhmr.data.dataset import SampleDataset
@@ -31,10 +33,13 @@ from uvhmr.uv.gt import root_of
 class IKNet(nn.Module):
     """J_initial (B, 14, 3) + observed (B, 14) -> J_refine, and GIK-Net's pose and shape."""
 
-    def __init__(self, num_bones: int, mean_shape: torch.Tensor):
+    def __init__(self, num_bones: int, mean_shape: torch.Tensor, refine_dropout: float = 0.1, gik_dropout: float = 0.0):
         super().__init__()
-        self.refine = JointRefineNet(14)
-        self.gik = GIKNet(num_bones, len(mean_shape), mean_shape)
+        # Dropout 0.1 / 0 rather than the networks' 0.25 / 0.1: in a 600-step CPU budget on 50k
+        # mocap poses nothing overfits, and dropout only slowed both (default profile, held-out
+        # mocap: J_refine 77 -> 70 mm, GIK-Net from ground truth 54 -> 50 mm).
+        self.refine = JointRefineNet(14, dropout=refine_dropout)
+        self.gik = GIKNet(num_bones, len(mean_shape), mean_shape, dropout=gik_dropout)
 
     def forward(self, j_initial, observed):
         j_refine = self.refine(j_initial, observed)
@@ -53,13 +58,23 @@ def pose_mesh(body, rotmats: torch.Tensor, shape: torch.Tensor):
     return out.vertices - root, out.lsp14 - root
 
 
+def fast_pose_joints(body, rotmats: torch.Tensor, shape: torch.Tensor, vertex_idx: torch.Tensor | None = None):
+    """pose_mesh without the mesh: (B, J, 3, 3) root in the camera frame, (B, S), vertex_idx (N,)
+    or None -> (LSP joints (B, 14, 3), vertices `vertex_idx` (B, N, 3)), camera frame,
+    mid-hip-relative, metres. Forward kinematics plus the head-top (and N) vertices' skinning
+    (uvhmr.body.fast_joints): about 10x cheaper than pose_mesh with its backward, so every row of
+    every training batch gets l_ji and l_vi."""
+    joints, verts = fast_joint_set(body, body.lsp14, rotmats, shape, vertex_idx)
+    root = root_of(joints)
+    return joints - root, verts - root
+
+
 def to_camera_frame(rows: dict, orient_seed: int, up_axis: str) -> dict:
     """Body-frame mocap rows (pose (B, J, 3) root zero, shape (B, S), lsp14 (B, 14, 3)
     mid-hip-relative) -> the camera frame the dataset photographs them in: a global orientation
     from the dataset's sampler (seeded by `orient_seed`), then the model-to-camera turn.
     -> {"joints" (B, 14, 3), "rotmats" (B, J, 3, 3) with the root's in the camera frame, "shape" (B, S)}."""
-    n = len(rows["pose"])
-    rv = OrientationSampler(up_axis=up_axis).sample(n, orient_seed)
+    rv = OrientationSampler(up_axis=up_axis).sample_rows(rows, orient_seed)   # the lying family lies, as in the renders
     C = torch.as_tensor(canonical_rotation(up_axis), dtype=torch.float32)
     joints = rotate_points(rows["lsp14"].float(), rv) @ C.T
     rot = roma.rotvec_to_rotmat(rows["pose"].float())
@@ -135,19 +150,112 @@ def _camera_rotmats(item: dict) -> torch.Tensor:
 
 
 def ik_losses(net_out: dict, target: dict, body, sec, vertex_idx: torch.Tensor) -> dict:
-    """eq. 3: l_refine (J_refine), l_theta, l_beta (L1), and on the first `mesh_batch` samples
-    l_ji (posed joints) and l_vi (a fixed vertex subset) through the body model."""
-    m = min(sec.mesh_batch, len(target["joints"]))
+    """eq. 3 on every row: l_refine (J_refine), l_theta, l_beta, l_ji (the posed LSP joints) and
+    l_vi (the `vertex_idx` vertices), all L1 in metres (l_theta on rotation-matrix entries).
+
+    net_out: j_refine (B, 14, 3), rotmats (B, J, 3, 3), shape (B, S); target: joints (B, 14, 3),
+    rotmats, shape, and optionally vertices (B, N, 3) on `vertex_idx` (mid-hip-relative;
+    computed here without gradient when absent). -> the weighted terms and their "total"."""
     terms = {"refine": sec.w_refine * (net_out["j_refine"] - target["joints"]).abs().mean(),
              "theta": sec.w_theta * (net_out["rotmats"] - target["rotmats"]).abs().mean(),
              "beta": sec.w_beta * (net_out["shape"] - target["shape"]).abs().mean()}
-    verts, joints = pose_mesh(body, net_out["rotmats"][:m], net_out["shape"][:m])
-    with torch.no_grad():
-        gt_verts, _ = pose_mesh(body, target["rotmats"][:m], target["shape"][:m])
-    terms["joints"] = sec.w_joints * (joints - target["joints"][:m]).abs().mean()
-    terms["vertices"] = sec.w_vertices * (verts[:, vertex_idx] - gt_verts[:, vertex_idx]).abs().mean()
+    use_v = sec.w_vertices > 0 and len(vertex_idx) > 0
+    joints, verts = fast_pose_joints(body, net_out["rotmats"], net_out["shape"], vertex_idx if use_v else None)
+    terms["joints"] = sec.w_joints * (joints - target["joints"]).abs().mean()
+    if use_v:
+        gt_verts = target.get("vertices")
+        if gt_verts is None:
+            with torch.no_grad():
+                gt_verts = fast_pose_joints(body, target["rotmats"], target["shape"], vertex_idx)[1]
+        terms["vertices"] = sec.w_vertices * (verts - gt_verts).abs().mean()
+    else:
+        terms["vertices"] = joints.new_zeros(())
     terms["total"] = sum(terms.values())
     return terms
+
+
+def gik_inputs(j_refine: torch.Tensor, joints: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """GIK-Net's training input: J_refine (B, 14, 3), detached (see IKNet.forward), except on the
+    rows `clean` (B,) bool, which get the ground-truth joints (B, 14, 3) themselves, so GIK-Net
+    also learns the clean mapping it is scored on (complete ground-truth joints fed straight in)."""
+    return torch.where(clean[:, None, None], joints, j_refine.detach())
+
+
+def train_step(net: "IKNet", opt, batch: dict, body, sec, vertex_idx: torch.Tensor, clean: torch.Tensor,
+               check=None) -> dict:
+    """One optimiser step of train_ik on `batch` (input (B, 14, 3) augmented joints, observed
+    (B, 14), and the targets of ik_losses); `clean` (B,) bool: rows fed to GIK-Net as the ground
+    truth (gik_inputs); `check(loss)` runs before the backward. -> ik_losses' terms."""
+    j_refine = net.refine(batch["input"], batch["observed"])
+    out = {"j_refine": j_refine, **net.gik(gik_inputs(j_refine, batch["joints"], clean))}
+    terms = ik_losses(out, batch, body, sec, vertex_idx)
+    if check is not None:
+        check(terms["total"])
+    opt.zero_grad()
+    terms["total"].backward()
+    opt.step()
+    return terms
+
+
+def refine_after_gik(body, rotmats: torch.Tensor, shape: torch.Tensor, joints: torch.Tensor,
+                     observed: torch.Tensor, steps: int = 10, lr: float = 0.01, pose_weight: float = 1e-3):
+    """The named option "GIK-Net + refinement" (not the paper's IK, which is the network alone):
+    a few Adam steps from GIK-Net's answer, fitting the posed LSP joints to `joints`.
+
+    rotmats (B, J, 3, 3) root in the camera frame and shape (B, S), GIK-Net's; joints (B, 14, 3)
+    camera frame, mid-hip-relative, metres; observed (B, 14) bool -> (rotmats, shape), detached.
+    Optimises a rotation offset per bone (axis-angle, R = R_gik exp(delta)) and the shape; the
+    loss is the masked L1 joint error plus `pose_weight` x the mean squared offset (keeps unseen
+    limbs at GIK-Net's guess), like evaluate's iterative fit but through fast_pose_joints."""
+    rot0, shape0 = rotmats.detach(), shape.detach()
+    delta = torch.zeros(rot0.shape[:2] + (3,), dtype=rot0.dtype, device=rot0.device, requires_grad=True)
+    s = shape0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([delta, s], lr=lr)
+    w = observed.to(joints.dtype)[..., None]
+    with torch.enable_grad():
+        for _ in range(steps):
+            j, _ = fast_pose_joints(body, rot0 @ roma.rotvec_to_rotmat(delta), s)
+            loss = ((j - joints).abs() * w).sum() / w.sum().clamp(min=1) + pose_weight * delta.square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return (rot0 @ roma.rotvec_to_rotmat(delta)).detach(), s.detach()
+
+
+def lr_at(sec, step: int, total: int) -> float:
+    """The learning rate at global `step` of `total`: constant, or cosine-annealed to 1 % of
+    `lr` (a function of the step, so a run resumed from a checkpoint follows the same schedule)."""
+    if sec.lr_schedule == "constant":
+        return sec.lr
+    return sec.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+
+
+def heldout_poses(mocap_dir, body, n: int, seed: int, zero: float = 0.3) -> dict:
+    """The training curve's held-out poses: the LAST `n` rows of the mocap val split (evaluate's
+    heldout_mocap scores the first 1,000), camera frame, with `zero` of the joints zeroed
+    (seeded). -> {"joints" (n, 14, 3), "observed" (n, 14) bool}."""
+    val = open_mocap(mocap_dir, "val")
+    n = min(n, len(val))
+    gt = to_camera_frame(val.batch(np.arange(len(val) - n, len(val))), seed + 7, body.up_axis)["joints"]
+    observed = torch.rand(gt.shape[:2], generator=torch.Generator().manual_seed(seed + 7)) >= zero
+    return {"joints": gt, "observed": observed}
+
+
+def heldout_errors(net: "IKNet", body, held: dict, device) -> dict:
+    """mm, mid-hip-aligned MPJPE on held-out poses: GIK-Net's mesh joints fed the complete
+    ground-truth joints (gik_gt), and J_refine of the zeroed ones (refine_zeroed)."""
+    from uvhmr.evaluate import metrics as M
+    was = net.training
+    net.eval()
+    with torch.no_grad():
+        gt, obs = held["joints"].to(device), held["observed"].to(device)
+        o = net.gik(gt)
+        joints, _ = fast_pose_joints(body, o["rotmats"], o["shape"])
+        refine = net.refine(gt * obs[..., None], obs)
+        out = {"val_gik_gt_mpjpe": float(M.mpjpe(joints.cpu(), gt.cpu()).mean()),
+               "val_refine_zeroed_mpjpe": float(M.mpjpe(refine.cpu(), gt.cpu()).mean())}
+    net.train(was)
+    return out
 
 
 def load_ik(path, device="cpu"):
@@ -166,39 +274,51 @@ def run_train_ik(rp, mocap_dir: Path, dmp_cache_dir: Path, data_dir: Path, body_
     vertex_idx = torch.arange(0, body.num_vertices, max(1, body.num_vertices // sec.vertex_subset), device=device)
     aug = JointAugment.from_params(sec)
     n_dmp = int(round(sec.batch_size * sec.dmp_fraction))
+    n_mocap = sec.batch_size - n_dmp
+    # Mocap rows whose GIK-Net input is the clean ground truth rather than J_refine.
+    n_clean = int(round(n_mocap * sec.gik_clean_fraction))
     dmp = DmpSource(dmp_cache_dir, data_dir, rp.run.seed) if n_dmp else None
+    held = heldout_poses(mocap_dir, body, sec.val_poses, rp.run.seed) if sec.val_poses else None
+    total = sec.epochs * sec.steps_per_epoch
     with atomic_dir(out_dir) as tmp:
         for seed in sec.seeds:
             seed_everything(seed)
             mocap = MocapSource(mocap_dir, body, seed)
             net = IKNet(body.num_joints, body.mean_shape()).to(device)
-            opt = torch.optim.Adam(net.parameters(), lr=sec.lr)
+            # JointRefineNet converges slower than GIK-Net at one rate (default profile, 600 steps:
+            # J_refine 95 mm at lr 1e-3, 77 mm at 3e-3; GIK-Net 59 mm at 1e-3, 67 mm at 3e-3), so
+            # each network has its own: the refiner's is `refine_lr` x lr.
+            opt = torch.optim.Adam([{"params": net.refine.parameters(), "scale": sec.refine_lr},
+                                    {"params": net.gik.parameters(), "scale": 1.0}], lr=sec.lr)
             key = hash_inputs({"section": to_dict(sec), "run": to_dict(rp.run), "seed": seed}, [mocap_dir, dmp_cache_dir])
             ckpt = checkpoint_dir(ckpt_root, "train_ik", f"{rp.variant}-seed{seed}", key)
             log(f"train_ik {rp.variant} seed {seed}: {sec.epochs} epochs x {sec.steps_per_epoch} steps of "
-                f"{sec.batch_size - n_dmp} mocap + {n_dmp} DMP samples on {device}; checkpoints in {ckpt}")
+                f"{n_mocap} mocap ({n_clean} fed to GIK-Net clean) + {n_dmp} DMP samples on {device}, "
+                f"l_ji on every row, l_vi on {len(vertex_idx) if sec.w_vertices > 0 else 0} vertices; checkpoints in {ckpt}")
+            clean = torch.zeros(sec.batch_size, dtype=torch.bool, device=device)
+            clean[:n_clean] = True
 
             def run_epoch(epoch: int) -> dict:
                 sums, t0 = {}, time.time()
                 g = torch.Generator().manual_seed(seed * 100003 + epoch)
                 for step in tqdm(range(sec.steps_per_epoch), desc=f"train_ik {rp.variant} s{seed} epoch {epoch + 1}",
                                  leave=False, mininterval=2):
-                    mb = mocap.batch(sec.batch_size - n_dmp, seed * 100003 + epoch * 1000 + step)
+                    for group in opt.param_groups:
+                        group["lr"] = group["scale"] * lr_at(sec, epoch * sec.steps_per_epoch + step, total)
+                    mb = mocap.batch(n_mocap, seed * 100003 + epoch * 1000 + step)
                     x, obs = aug(mb["joints"], g)
                     batch = {"input": x, "observed": obs, **mb}
                     if dmp is not None:
                         db = dmp.batch(n_dmp)
                         batch = {k: torch.cat([batch[k], db[k]]) for k in ("input", "observed", "joints", "rotmats", "shape")}
                     batch = {k: v.to(device) for k, v in batch.items()}
-                    out = net(batch["input"], batch["observed"])
-                    terms = ik_losses(out, batch, body, sec, vertex_idx)
-                    check_finite(terms["total"], epoch, step, ckpt)
-                    opt.zero_grad()
-                    terms["total"].backward()
-                    opt.step()
+                    terms = train_step(net, opt, batch, body, sec, vertex_idx, clean[: len(batch["input"])],
+                                       check=lambda loss: check_finite(loss, epoch, step, ckpt))
                     for k, v in terms.items():
                         sums[k] = sums.get(k, 0.0) + v.item() / sec.steps_per_epoch
-                return {**{f"loss_{k}": v for k, v in sums.items()}, "seconds": time.time() - t0}
+                seconds = time.time() - t0
+                val = heldout_errors(net, body, held, device) if held is not None else {}
+                return {**{f"loss_{k}": v for k, v in sums.items()}, **val, "lr": opt.param_groups[1]["lr"], "seconds": seconds}
 
             history = train_epochs(net, opt, sec.epochs, run_epoch, ckpt, tmp / f"seed{seed}.csv", log=log)
             blob = {"state_dict": net.cpu().state_dict(), "history": history,

@@ -70,8 +70,8 @@ def load_uv_assets(directory: str | Path, faces: np.ndarray | None = None) -> UV
     f = Path(directory) / FILE
     if not f.is_file():
         raise FileNotFoundError(f"{f}: no UV assets here; run the workflow's uv_assets rule first")
-    with np.load(f) as z:
-        arrays = {k: z[k] for k in z.files}
+    from uvhmr.errors import read_npz
+    arrays = read_npz(f, "delete it and rerun the workflow's uv_assets rule")
     res = tuple(int(r) for r in arrays["resolutions"])
     return UVAssets(arrays["face_uv"], None if faces is None else np.asarray(faces), arrays, res)
 
