@@ -1,10 +1,10 @@
-"""Per-rule time and memory of a DAG run, against the budget table in README.md.
+"""Per-rule time and memory of a DAG run, against the budget table in docs/time_budget.md.
 
     .venv/bin/python bench/dag_budget.py --profile default
 
 Reads the `benchmark:` files Snakemake writes for every job (results/<profile>/benchmarks/*.tsv,
 and resources/benchmarks/body_model.tsv, which every profile shares) and prints, per rule: jobs,
-total and largest wall time, peak memory, and the rule's budget from README.md's
+total and largest wall time, peak memory, and the rule's budget from docs/time_budget.md
 "Time budget" table; then the whole DAG (sum of job times: an upper bound of the wall time when
 jobs overlap) against the profile's target and limit. Exit 1 when a limit is exceeded.
 """
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def read_budget(readme: Path, profile: str) -> dict[str, float]:
-    """The README's "Time budget" table: `| rule | smoke (s) | default (s) | ... |`."""
+    """The table in docs/time_budget.md: `| rule | smoke (s) | default (s) | ... |`."""
     text = readme.read_text()
     m = re.search(r"^## Time budget\n(.*?)(?=^## |\Z)", text, re.S | re.M)
     if not m:
@@ -64,7 +64,7 @@ def main() -> int:
     ap.add_argument("--profile", default="default", choices=("smoke", "default", "paper"))
     ap.add_argument("--root", type=Path, default=ROOT)
     a = ap.parse_args()
-    budget = read_budget(a.root / "README.md", a.profile)
+    budget = read_budget(a.root / "docs/time_budget.md", a.profile)
     runs = read_benchmarks(a.profile, a.root)
     if not runs:
         print(f"no benchmark files for profile {a.profile}: run the DAG first "

@@ -3,7 +3,7 @@
 The cluster is a throw-away single-node Slurm on localhost (slurm_local.py: Debian's slurm-wlm,
 installed if missing; daemons are children of this process, stopped by PID, also on failure). The
 smoke run through workflow/profiles/slurm is killed mid-run (SIGKILL), cleaned up exactly as the
-README's "Running on a cluster" says, rerun to the end, and its metrics must equal the local smoke
+docs/workflow.md's "Running on a cluster" says, rerun to the end, and its metrics must equal the local smoke
 run's (conftest.smoke_run) byte for byte: every rule fixes its seeds and torch thread count, so a
 job computes the same numbers wherever it runs.
 """
@@ -26,7 +26,7 @@ BIN = Path(sys.executable).parent
 WORKFLOW_FILES = ("Snakefile", "workflow", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore")
 PROFILES = REPO / "workflow/profiles"
 STAGES = ("prepare", "stage1", "stage2", "evaluate")
-# README "Running on a cluster": after a killed run, cancel the jobs it submitted from here.
+# docs/workflow.md "Running on a cluster": after a killed run, cancel the jobs it submitted from here.
 CLEANUP = """squeue --me -h -o '%i|%Z' | awk -F'|' -v d="$(pwd -P)" '$2 == d {print $1}' | xargs -r scancel"""
 
 
@@ -61,7 +61,7 @@ def test_no_profile_sends_plain_runs_to_a_cluster():
         assert not d.exists(), d
     executors = {p.parent.name: yaml.safe_load(p.read_text())["executor"] for p in PROFILES.glob("*/config.yaml")}
     assert executors == {"slurm": "slurm", "cluster-generic": "cluster-generic"}
-    assert CLEANUP in (REPO / "README.md").read_text()
+    assert CLEANUP in (REPO / "docs/workflow.md").read_text()
     slurm = yaml.safe_load((PROFILES / "slurm/config.yaml").read_text())
     assert slurm["slurm-status-command"] == "squeue"        # sacct hangs without slurmdbd
     for script in ("sbatch.sh", "status.sh"):
@@ -230,7 +230,7 @@ def test_smoke_dag_on_slurm_survives_a_kill_and_equals_the_local_run(smoke_run, 
     prepared = {q: q.stat().st_mtime for q in (d / "results/smoke/data").iterdir()}
     assert len(prepared) == 3
 
-    # 2. The clean-up the README prescribes: the killed run's jobs go on without it (cancel the
+    # 2. The clean-up docs/workflow.md prescribes: the killed run's jobs go on without it (cancel the
     #    jobs whose working directory is this one), and its lock stays (--unlock).
     orphans = slurm.active_jobs()
     assert orphans and all(j["name"].startswith("uvhmr_") for j in orphans), orphans

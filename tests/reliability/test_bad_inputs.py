@@ -1,5 +1,5 @@
 """Bad inputs, each stopped with a clear error naming the file or key (issue #12). Only what the
-suite did not test yet; what it already did is listed in the README's reliability table."""
+suite did not test yet; what it already did is listed in docs/reliability.md's table."""
 import copy
 import errno
 import importlib.util

@@ -1,5 +1,5 @@
 """kill -9 of the whole DAG (Snakemake and every job it started), then the documented recovery
-(README, "Reliability"): the rerun completes and every metrics JSON equals the uninterrupted run's.
+(docs/reliability.md): the rerun completes and every metrics JSON equals the uninterrupted run's.
 
 Also the determinism claim of issue #12 at a fraction of a second smoke run's cost: the rerun trains
 UVI-14 from scratch (its checkpoints are not copied) in another folder, and its weights, metrics and
@@ -83,7 +83,7 @@ def test_dag_killed_mid_training_reruns_to_identical_metrics(smoke_run, tmp_path
     assert not uvi.exists()                                  # no half-written declared output
     assert "epoch 1/1" not in log.read_text()                # killed mid-training, not after it
 
-    # The recovery the README documents: remove Snakemake's stale lock, then run the DAG again.
+    # The recovery docs/reliability.md documents: remove Snakemake's stale lock, then run the DAG again.
     unlock = subprocess.run([SNAKEMAKE, "--unlock", *SMOKE], cwd=d, env=_env(), capture_output=True, text=True, timeout=300)
     assert unlock.returncode == 0, (unlock.stdout + unlock.stderr)[-3000:]
     again = subprocess.run([SNAKEMAKE, "--cores", "2", *SMOKE, "--rerun-incomplete"], cwd=d, env=_env(), capture_output=True, text=True,
