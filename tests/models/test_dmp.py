@@ -67,6 +67,33 @@ def test_loss_terms_are_masked_and_weighted():
 
 
 
+def test_joint_term_scores_the_part_means_not_each_pixel():
+    """w_joints: zero when every part's mean M_j is its joint, even if the pixels scatter around it;
+    a shift shared by a part's pixels costs its full size; the term reaches the part head."""
+    b = _batch(16)
+    k = 14
+    on = b["parts"] >= 0
+    joints = torch.randn(4, k, 3) * 0.3
+    # the true M_j: each pixel holds its part's joint
+    b["mj"] = torch.einsum("bkhw,bkc->bchw", torch.nn.functional.one_hot(b["parts"].clamp(min=0), k).permute(0, 3, 1, 2).float(),
+                           joints) * on[:, None]
+    logits = (torch.nn.functional.one_hot(b["parts"].clamp(min=0), k).permute(0, 3, 1, 2).float() * 30).requires_grad_()
+    pred = {kk: b[kk].clone() for kk in ("uv", "ml", "md", "camera")}
+    pred.update(mask=(b["mask"] * 2 - 1) * 20, parts=logits)
+    w = DmpTrainParams(w_joints=1.0)
+    # pixels scattered around their joint by column (the body spans columns 5-9): -0.1, -0.05, 0,
+    # 0.05, 0.1 m, so per-pixel L1 0.06 m and every part's mean exact
+    scatter = ((torch.arange(16) - 7) * 0.05)[None, None, None, :]
+    pred["mj"] = b["mj"] + scatter * on[:, None]
+    terms = dmp_losses(pred, b, w)
+    assert terms["joints"] < 1e-6 and terms["maps"] > 0.05
+    pred["mj"] = b["mj"] + 0.2 * on[:, None]                       # every pixel 0.2 m off the same way
+    assert torch.isclose(dmp_losses(pred, b, w)["joints"], torch.tensor(0.2), atol=1e-5)
+    soft = dict(pred, parts=torch.zeros(4, k, 16, 16, requires_grad=True))    # no part preferred
+    dmp_losses(soft, b, w)["joints"].backward()
+    assert soft["parts"].grad.abs().sum() > 0
+    assert "joints" not in dmp_losses(pred, b, DmpTrainParams())   # off by default
+
 
 def _lsp_facing_camera():
     """A T-ish LSP-14 skeleton facing the camera (camera frame: x right, y down, z away):

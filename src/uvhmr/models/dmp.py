@@ -106,6 +106,20 @@ def yaw_from_logits(logits: torch.Tensor) -> torch.Tensor:
     return torch.atan2((w * torch.sin(c)).sum(1), (w * torch.cos(c)).sum(1))
 
 
+def part_means(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Weighted mean of (B, C, h, w) values per part. weights (B, k, h, w) >= 0 -> (B, k, C)."""
+    total = torch.einsum("bchw,bkhw->bkc", values, weights)
+    return total / weights.sum((2, 3)).clamp(min=1e-6)[..., None]
+
+
+def aggregate_joints(mj: torch.Tensor, body: torch.Tensor, part_w: torch.Tensor, top: torch.Tensor):
+    """M_j (B, 3, h, w) metres averaged per part: body (B, 1, h, w) {0, 1}; part_w (B, k, h, w) each
+    pixel's weight for each part; top (B, k, h, w) {0, 1} each pixel's one part. A joint is observed
+    when its part is the top part of at least one body pixel.
+    -> (joints (B, k, 3) root-relative metres, observed (B, k) bool)."""
+    return part_means(mj, part_w * body), (top * body).sum((2, 3)) > 0
+
+
 class DMPNet(nn.Module):
     """(B, 3, H, W) RGB image in [0, 1] -> dict:
       mask (B, 1, h, w) logits; uv (B, 2, h, w) in [0, 1]; parts (B, K, h, w) logits; mj, ml, md (B, 3, h, w) metres;

@@ -27,7 +27,7 @@ from uvhmr.data.dataset import Augment, SampleDataset
 from uvhmr.evaluate.metrics import depth_correlation, mpjpe
 from uvhmr.io import save_with
 from uvhmr.losses import dmp_losses
-from uvhmr.models.dmp import DMPNet, facing_yaw, yaw_to_bin
+from uvhmr.models.dmp import DMPNet, aggregate_joints, facing_yaw, yaw_to_bin
 from uvhmr.models.encoders import check_required
 from uvhmr.train.checkpoint import checkpoint_dir, hash_inputs
 from uvhmr.train.trainer import check_finite, forward_in, pick_device, seed_everything, train_epochs, training_precision
@@ -61,20 +61,6 @@ def warp_to_uv(out: dict, res: int = UV_RES) -> dict:
     maps = torch.cat([out["mj"], out["ml"], out["md"]], 1)
     warped, count = iuv_to_uv(torch.cat([maps, out["features"]], 1), iuv, res)
     return {"uv_maps": warped[:, :9], "uv_feat": warped[:, 9:], "hits": count[:, 0]}
-
-
-def part_means(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Weighted mean of (B, C, h, w) values per part. weights (B, k, h, w) >= 0 -> (B, k, C)."""
-    total = torch.einsum("bchw,bkhw->bkc", values, weights)
-    return total / weights.sum((2, 3)).clamp(min=1e-6)[..., None]
-
-
-def aggregate_joints(mj: torch.Tensor, body: torch.Tensor, part_w: torch.Tensor, top: torch.Tensor):
-    """M_j (B, 3, h, w) metres averaged per part: body (B, 1, h, w) {0, 1}; part_w (B, k, h, w) each
-    pixel's weight for each part; top (B, k, h, w) {0, 1} each pixel's one part. A joint is observed
-    when its part is the top part of at least one body pixel.
-    -> (joints (B, k, 3) root-relative metres, observed (B, k) bool)."""
-    return part_means(mj, part_w * body), (top * body).sum((2, 3)) > 0
 
 
 def j_initial(out: dict, k: int, res: int = UV_RES):
