@@ -219,6 +219,7 @@ class DmpTrainParams(TrainParams):
     lr_schedule: Literal["constant", "cosine"] = "constant"
     encoder_lr: float = num(1.0, positive=True, doc="the encoder's learning rate as a multiple of lr (below 1 for pretrained weights)")
     w_depth: float = num(1.0, lo=0.0, doc="weight of the depth (z) coordinate in the M_j, M_l, M_d losses, x and y weigh 1")
+    aggregate: Literal["parts", "attention"] = "parts"   # J_initial's pixel weights (models/dmp.py joint_weights)
     w_joints: float = num(0.0, lo=0.0, doc="L1 of the part-weighted joints J_initial aggregates (0: per-pixel map losses only)")
     yaw_bins: int = num(0, lo=0, hi=360, doc="0: the paper's DMP; n: a yaw head (n bins) whose estimate conditions the decoder")
     yaw_depth: bool = False                   # depth of M_j, M_l, M_d from body-frame maps turned by the yaw (needs yaw_bins)
@@ -230,6 +231,8 @@ class DmpTrainParams(TrainParams):
         super().__post_init__()
         if self.yaw_depth and not self.yaw_bins:
             raise ConfigError("train_dmp.yaw_depth: needs a yaw head, set yaw_bins (e.g. 16) or yaw_depth: false")
+        if self.aggregate == "attention" and not self.w_joints:
+            raise ConfigError("train_dmp.aggregate: attention is learnt only through the joint loss, set w_joints (e.g. 1.0)")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from uvhmr.models.dmp import aggregate_joints, to_body_frame
+from uvhmr.models.dmp import aggregate_joints, joint_weights, to_body_frame
 
 
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -39,21 +39,21 @@ def depth_weighted_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tens
     return masked_l1(pred * w, target * w, mask)
 
 
-def aggregated_joint_l1(mj: torch.Tensor, part_logits: torch.Tensor, mj_true: torch.Tensor,
-                        labels: torch.Tensor) -> torch.Tensor:
+def aggregated_joint_l1(pred: dict, mj_true: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """L1 (metres, per coordinate) of the joints J_initial aggregates, against the true joints of
-    the parts the image shows. mj (B, 3, H, W) predicted M_j; part_logits (B, K, H, W); mj_true
-    (B, 3, H, W) true M_j; labels (B, H, W) true parts, -1 off the visible body. The per-pixel map
+    the parts the image shows. pred: DMPNet's mj (B, 3, H, W), parts (B, K, H, W) logits and, with
+    attention aggregation, attn (B, K, H, W), at the target's size; mj_true (B, 3, H, W) true M_j;
+    labels (B, H, W) true parts, -1 off the visible body. The per-pixel map
     losses let every pixel err on its own; J_initial is their part-weighted mean, so a bias shared by
     a part's pixels (a depth guessed from the mean pose, a left arm weighted as a right one) survives
     the averaging. This term scores the mean itself and reaches the part head through the weights.
-    Pixels are weighted by the true body mask and the part head's probabilities, as `j_initial`."""
-    k = part_logits.shape[1]
+    Pixels are the true body's, weighted by `joint_weights` as `j_initial` weighs them."""
+    mj, k = pred["mj"], pred["parts"].shape[1]
     on = (labels >= 0)[:, None].to(mj.dtype)                                          # (B, 1, H, W)
     top = F.one_hot(labels.clamp(min=0), k).permute(0, 3, 1, 2).to(mj.dtype) * on     # (B, K, H, W)
     truth, seen = aggregate_joints(mj_true, on, top, top)
-    pred, _ = aggregate_joints(mj, on, torch.softmax(part_logits.float(), 1).to(mj.dtype), top)
-    err = (pred - truth).abs().mean(-1)                                                # (B, K)
+    joints, _ = aggregate_joints(mj, on, joint_weights(pred, on), top)
+    err = (joints - truth).abs().mean(-1)                                                # (B, K)
     w = seen.to(err.dtype)
     return (err * w).sum() / w.sum().clamp(min=1)
 
@@ -84,8 +84,8 @@ def dmp_losses(pred: dict, target: dict, weights) -> dict:
             masked_l1(_to(pred[f"{k}_lf"], size), to_body_frame(target[k][:, 0::2], target["yaw"]), body)
             for k in ("mj", "ml", "md"))
     if weights.w_joints:
-        terms["joints"] = weights.w_joints * aggregated_joint_l1(_to(pred["mj"], size), _to(pred["parts"], size),
-                                                                 target["mj"], target["parts"])
+        at = {name: _to(pred[name], size) for name in ("mj", "parts", "attn") if name in pred}
+        terms["joints"] = weights.w_joints * aggregated_joint_l1(at, target["mj"], target["parts"])
     if "yaw_logits" in pred:
         # Label smoothing: neighbouring bins are nearly right, and the bins' edges are arbitrary.
         terms["yaw"] = weights.w_yaw * F.cross_entropy(pred["yaw_logits"], target["yaw_bin"], label_smoothing=0.1)

@@ -95,6 +95,22 @@ def test_joint_term_scores_the_part_means_not_each_pixel():
     assert "joints" not in dmp_losses(pred, b, DmpTrainParams())   # off by default
 
 
+def test_attention_weights_stay_on_the_body_and_pick_the_best_pixels():
+    from uvhmr.models.dmp import joint_weights
+    body = torch.zeros(1, 1, 4, 4)
+    body[..., 1:3, 1:3] = 1
+    attn = torch.zeros(1, 2, 4, 4)
+    attn[0, 0, 1, 1] = 50.0                     # joint 0 looks at one body pixel
+    attn[0, 1, 0, 0] = 50.0                     # joint 1 at a background pixel: it must not count
+    w = joint_weights({"parts": torch.zeros(1, 2, 4, 4), "attn": attn}, body)
+    assert torch.allclose(w.sum((2, 3)), torch.ones(1, 2))
+    assert w[0, 0, 1, 1] > 0.99 and float((w * (1 - body)).sum()) < 1e-6
+    assert torch.allclose(w[0, 1][body[0, 0] > 0], torch.full((4,), 0.25))
+    net = DMPNet("resnet18", aggregate="attention").eval()
+    with torch.no_grad():
+        assert net(torch.randn(1, 3, 64, 64))["attn"].shape == (1, 14, 32, 32)
+
+
 def _lsp_facing_camera():
     """A T-ish LSP-14 skeleton facing the camera (camera frame: x right, y down, z away):
     its left side appears on the image's right."""

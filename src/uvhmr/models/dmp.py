@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from uvhmr.models.encoders import STRIDES, Encoder
 
 MAPS = ("mj", "ml", "md")     # the camera-frame maps: joint, surface point, their difference
+AGGREGATES = ("parts", "attention")   # how J_initial weighs M_j's pixels: see `joint_weights`
 
 
 def conv_bn(cin: int, cout: int) -> nn.Sequential:
@@ -112,6 +113,20 @@ def part_means(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return total / weights.sum((2, 3)).clamp(min=1e-6)[..., None]
 
 
+def joint_weights(out: dict, body: torch.Tensor) -> torch.Tensor:
+    """Each body pixel's weight for each joint, (B, k, h, w) >= 0, for `aggregate_joints`.
+    body (B, 1, h, w) {0, 1} at the resolution of out's maps.
+    parts (the paper's, through DensePose's I): the part head's probability of the joint's part.
+    attention (with an `attn` head): a softmax over the body's pixels of the joint's attention
+    logit, so a joint can draw on the pixels whose M_j it predicts best, wherever they are, and
+    left/right confusions of the part head do not average two limbs into the midline."""
+    if "attn" not in out:
+        return torch.softmax(out["parts"].float(), 1).to(body.dtype)
+    logits = out["attn"].float().masked_fill(body < 0.5, -1e4)
+    b, k, h, w = logits.shape
+    return torch.softmax(logits.reshape(b, k, h * w), -1).reshape(b, k, h, w).to(body.dtype)
+
+
 def aggregate_joints(mj: torch.Tensor, body: torch.Tensor, part_w: torch.Tensor, top: torch.Tensor):
     """M_j (B, 3, h, w) metres averaged per part: body (B, 1, h, w) {0, 1}; part_w (B, k, h, w) each
     pixel's weight for each part; top (B, k, h, w) {0, 1} each pixel's one part. A joint is observed
@@ -128,8 +143,11 @@ class DMPNet(nn.Module):
 
     def __init__(self, backbone: str = "resnet18", out_stride: int = 2, decoder_channels: int = 64,
                  feature_channels: int = 32, pretrained: Optional[str] = None, parts: int = 14, yaw_bins: int = 0,
-                 yaw_depth: bool = False):
+                 yaw_depth: bool = False, aggregate: str = "parts"):
         super().__init__()
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
+        self.aggregate = aggregate
         if yaw_depth and not yaw_bins:
             raise ValueError("yaw_depth needs a yaw head (yaw_bins > 0)")
         self.yaw_bins, self.yaw_depth = yaw_bins, yaw_depth
@@ -152,6 +170,8 @@ class DMPNet(nn.Module):
         self.heads = nn.ModuleDict({"mask": nn.Conv2d(feature_channels, 1, 1), "uv": nn.Conv2d(feature_channels, 2, 1),
                                     "parts": nn.Conv2d(feature_channels, parts, 1),
                                     **{m: nn.Conv2d(feature_channels, 4 if yaw_depth else 3, 1) for m in MAPS}})
+        if aggregate == "attention":
+            self.heads["attn"] = nn.Conv2d(feature_channels, parts, 1)
         self.camera = nn.Sequential(nn.Linear(ch[4], 256), nn.ReLU(inplace=True), nn.Linear(256, 3))
         if yaw_bins:
             self.yaw = nn.Sequential(nn.Linear(ch[4], 256), nn.ReLU(inplace=True), nn.Linear(256, yaw_bins))

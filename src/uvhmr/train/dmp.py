@@ -27,7 +27,7 @@ from uvhmr.data.dataset import Augment, SampleDataset
 from uvhmr.evaluate.metrics import depth_correlation, mpjpe
 from uvhmr.io import save_with
 from uvhmr.losses import dmp_losses
-from uvhmr.models.dmp import DMPNet, aggregate_joints, facing_yaw, yaw_to_bin
+from uvhmr.models.dmp import DMPNet, aggregate_joints, facing_yaw, joint_weights, yaw_to_bin
 from uvhmr.models.encoders import check_required
 from uvhmr.train.checkpoint import checkpoint_dir, hash_inputs
 from uvhmr.train.trainer import check_finite, forward_in, pick_device, seed_everything, train_epochs, training_precision
@@ -72,7 +72,7 @@ def j_initial(out: dict, k: int, res: int = UV_RES):
     -> (J_initial (B, k, 3) root-relative metres, observed (B, k) bool, the UV warp dict)."""
     body = (torch.sigmoid(out["mask"]) > 0.5).to(out["mj"].dtype)                 # (B, 1, h, w)
     top = torch.nn.functional.one_hot(out["parts"].argmax(1), k).permute(0, 3, 1, 2).to(body.dtype)
-    joints, observed = aggregate_joints(out["mj"], body, torch.softmax(out["parts"], 1), top)
+    joints, observed = aggregate_joints(out["mj"], body, joint_weights(out, body), top)
     return joints, observed, warp_to_uv(out, res)
 
 
@@ -95,7 +95,7 @@ def load_dmp(path: str | Path, device="cpu") -> tuple[DMPNet, dict]:
         blob = torch.load(p, map_location=device, weights_only=True)
         cfg = blob["config"]
         net = DMPNet(cfg["backbone"], cfg["out_stride"], parts=int(cfg["joints"]), yaw_bins=int(cfg.get("yaw_bins", 0)),
-                     yaw_depth=bool(cfg.get("yaw_depth", False)))
+                     yaw_depth=bool(cfg.get("yaw_depth", False)), aggregate=cfg.get("aggregate", "parts"))
         net.load_state_dict(blob["state_dict"])
     except FileNotFoundError:
         raise
@@ -126,13 +126,12 @@ def decomposed_j_initial(out: dict, b: dict, k: int) -> dict:
     size = out["mj"].shape[-2:]
     body_p = (torch.sigmoid(out["mask"]) > 0.5).to(out["mj"].dtype)
     body_t = _at(b["mask"], size)
-    soft_p = torch.softmax(out["parts"], 1)
     top_p = torch.nn.functional.one_hot(out["parts"].argmax(1), k).permute(0, 3, 1, 2).to(body_p.dtype)
     labels = _at(b["parts"][:, None].float(), size)[:, 0].long()
     top_t = torch.nn.functional.one_hot(labels.clamp(min=0), k).permute(0, 3, 1, 2).to(body_p.dtype) * (labels >= 0)[:, None]
     mj_p, mj_t = out["mj"], _at(b["M_j"], size)
-    cases = {"as_used": (mj_p, body_p, soft_p, top_p), "gt_mask": (mj_p, body_t, soft_p, top_p),
-             "gt_seg": (mj_p, body_t, top_t, top_t), "gt_mj": (mj_t, body_p, soft_p, top_p),
+    cases = {"as_used": (mj_p, body_p, joint_weights(out, body_p), top_p), "gt_mask": (mj_p, body_t, joint_weights(out, body_t), top_p),
+             "gt_seg": (mj_p, body_t, top_t, top_t), "gt_mj": (mj_t, body_p, joint_weights(out, body_p), top_p),
              "floor": (mj_t, body_t, top_t, top_t)}
     return {name: fill_missing_with_root(*aggregate_joints(*c)) for name, c in cases.items()}
 
@@ -214,7 +213,7 @@ def run_train_dmp(rp, data_dir: Path, uv_dir: Path, body_dir: Path, out: Path, c
                              torch.stack([val_ds[i]["joints3d"] for i in val_idx])).mean()) if n_val else float("nan")
 
     net = DMPNet(sec.backbone, sec.out_stride, pretrained=sec.pretrained, parts=k, yaw_bins=sec.yaw_bins,
-                 yaw_depth=sec.yaw_depth).to(device)
+                 yaw_depth=sec.yaw_depth, aggregate=sec.aggregate).to(device)
     opt = torch.optim.Adam(param_groups(net, sec.encoder_lr), lr=sec.lr)
     key = hash_inputs({"section": to_dict(sec), "run": to_dict(rp.run)}, [data_dir, uv_dir])
     ckpt = checkpoint_dir(ckpt_root, "train_dmp", rp.variant, key)
@@ -256,7 +255,7 @@ def run_train_dmp(rp, data_dir: Path, uv_dir: Path, body_dir: Path, out: Path, c
 
     history = train_epochs(net, opt, sec.epochs, run_epoch, ckpt, out.with_suffix(".csv"), log=log)
     blob = {"state_dict": net.cpu().state_dict(),
-            "config": {"backbone": sec.backbone, "out_stride": sec.out_stride, "joints": k, "yaw_bins": sec.yaw_bins, "yaw_depth": sec.yaw_depth,
+            "config": {"backbone": sec.backbone, "out_stride": sec.out_stride, "joints": k, "yaw_bins": sec.yaw_bins, "yaw_depth": sec.yaw_depth, "aggregate": sec.aggregate,
                        "image_size": train_ds.size, "variant": rp.variant, "weights": net.encoder.provenance},
             "history": history}
     save_with(out, lambda p: torch.save(blob, p))
