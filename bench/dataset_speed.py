@@ -21,7 +21,9 @@ import torch
 
 from uvhmr.body.model import load_body_model
 from uvhmr.config import load_params, rule_params
-from uvhmr.data import synthetic as syn
+from uvhmr.data import format as fmt
+from uvhmr.data.render_sample import load_context
+from uvhmr.data.sources import synthetic as syn
 from uvhmr.data.dataset import Augment, SampleDataset
 from uvhmr.data.shards import write_shard
 
@@ -69,15 +71,15 @@ def main():
         sec = rule_params(load_params("params.yaml", prof), "dataset").section
         import dataclasses
         sec = dataclasses.replace(sec, n_dmp_train=a.samples, shard_size=a.samples)
-        ctx = syn.load_context(body, uv, sec)
+        ctx = load_context(body, uv, sec)
         syn.generate_shard(ctx, mocap, "dmp_train", 0, 1, progress=False)           # warm-up
         t = time.perf_counter()
         arrays, stats = syn.generate_shard(ctx, mocap, "dmp_train", 0, 0, progress=False)
         gen = a.samples / (time.perf_counter() - t)
         d = Path(tmp.name) / prof
         d.mkdir()
-        nbytes = write_shard(d / syn.shard_name(0), arrays, {"stats": stats})
-        syn.write_index(d, body, sec, "dmp_train", 0, [{"file": syn.shard_name(0), "num_samples": a.samples,
+        nbytes = write_shard(d / fmt.shard_name(0), arrays, {"stats": stats})
+        fmt.write_index(d, body, sec, "dmp_train", 0, [{"file": fmt.shard_name(0), "num_samples": a.samples,
                                                          "bytes": nbytes}], [dict(stats, bytes=nbytes)], "synthetic")
         rates = []
         for aug in (None, Augment()):

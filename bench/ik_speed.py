@@ -36,9 +36,10 @@ import torch
 
 from timing import median_seconds
 from uvhmr.body.model import load_body_model
+from uvhmr.data.camera_frame import prior_poses, to_camera_frame
 from uvhmr.evaluate import metrics as M
 from uvhmr.evaluate.iterative_ik import fit_iterative_ik
-from uvhmr.train.ik import load_ik, pose_mesh, prior_poses, refine_after_gik, to_camera_frame
+from uvhmr.models.ik import load_ik, pose_mesh, refine_after_gik
 from uvhmr.uv.gt import root_of
 
 

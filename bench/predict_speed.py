@@ -30,12 +30,10 @@ from uvhmr.body.model import load_body_model
 from uvhmr.cache.dmp import dmp_rows
 from uvhmr.cache.ik import ik_rows
 from uvhmr.config import load_params
-from uvhmr.models.dmp import DMPNet
-from uvhmr.models.uvi import UVINet
+from uvhmr.models.dmp import UV_RES, DMPNet
+from uvhmr.models.ik import IKNet
+from uvhmr.models.uvi import OUT_RES, UVINet, infer, stack_inputs
 from uvhmr.predict import JOINTS, Models, load_models, predict
-from uvhmr.train.dmp import UV_RES
-from uvhmr.train.ik import IKNet
-from uvhmr.train.uvi import OUT_RES, infer, stack_inputs
 from uvhmr.uv.assets import load_uv_assets
 
 REPO = Path(__file__).resolve().parents[1]

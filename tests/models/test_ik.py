@@ -6,7 +6,7 @@ import torch
 
 from uvhmr.data.augment import JointAugment
 from uvhmr.models.ik import JointRefineNet
-from uvhmr.train.ik import prior_poses
+from uvhmr.data.camera_frame import prior_poses
 
 
 def test_joint_refine_net_has_about_400k_parameters():

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from uvhmr.models.uvi import UVINet
-from uvhmr.train.uvi import OUT_RES, infer, stack_inputs
+from uvhmr.models.uvi import OUT_RES, infer, stack_inputs
 from uvhmr.uv.assets import load_uv_assets
 from uvhmr.uv.gt import distribute_joints, gt_uv_maps, root_of
 from uvhmr.uv.texels import UVSampler, build_lookup
