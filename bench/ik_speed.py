@@ -37,6 +37,7 @@ import torch
 from timing import median_seconds
 from uvhmr.body.model import load_body_model
 from uvhmr.data.camera_frame import prior_poses, to_camera_frame
+from uvhmr.data.mocap import open_mocap
 from uvhmr.evaluate import metrics as M
 from uvhmr.evaluate.iterative_ik import fit_iterative_ik
 from uvhmr.models.ik import load_ik, pose_mesh, refine_after_gik
@@ -46,7 +47,6 @@ from uvhmr.uv.gt import root_of
 def held_out_joints(body, n: int, mocap: str | None, seed: int) -> tuple[torch.Tensor, str]:
     """-> ground-truth joints (n, 14, 3) camera frame, mid-hip-relative, and where they came from."""
     if mocap:
-        from uvhmr.data.mocap import open_mocap
         val = open_mocap(mocap, "val")
         if len(val) >= n:
             return to_camera_frame(val.batch(np.arange(n)), seed, body.up_axis)["joints"], f"{mocap} val split"

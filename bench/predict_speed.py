@@ -29,12 +29,12 @@ from timing import median_seconds
 from uvhmr.body.model import load_body_model
 from uvhmr.cache.dmp import dmp_rows
 from uvhmr.cache.ik import ik_rows
-from uvhmr.config import load_params
+from uvhmr.config import UvAssetsParams, load_params
 from uvhmr.models.dmp import UV_RES, DMPNet
 from uvhmr.models.ik import IKNet
 from uvhmr.models.uvi import OUT_RES, UVINet, infer, stack_inputs
 from uvhmr.predict import JOINTS, Models, load_models, predict
-from uvhmr.uv.assets import load_uv_assets
+from uvhmr.uv.assets import build_uv_assets, load_uv_assets
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,8 +45,6 @@ def uv_dir(profile: str) -> Path:
         d = REPO / "results" / p / "uv"
         if (d / "uv_assets.npz").is_file():
             return d
-    from uvhmr.config import UvAssetsParams
-    from uvhmr.uv.assets import build_uv_assets
     d = Path(tempfile.mkdtemp(prefix="uv-")) / "uv"
     build_uv_assets(load_body_model(REPO / "resources/body/anny"), UvAssetsParams(), d, log=lambda *_: None)
     return d
