@@ -324,7 +324,7 @@ def test_rebuild_vertices_matches_M_l(anny, split_dir):
 
 
 def test_parallel_shard_builders_write_the_same_bytes(anny, anny_dir, uv_dir, tmp_path, monkeypatch):
-    """With resources.threads > 1 the rule starts one `python -m uvhmr.data.sources.synthetic` per worker
+    """With resources.threads > 1 the rule starts one `python -m uvhmr.data.sources` per worker
     (what a cluster job would run per shard); the result is byte-identical to a serial build.
     Uses a tiny real mocap output, since the workers read it themselves."""
     from uvhmr.config import MocapParams

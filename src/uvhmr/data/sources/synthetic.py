@@ -7,7 +7,7 @@ background (`uvhmr.data.render_sample`). The split's files are `uvhmr.data.forma
 
 Building: a shard is a pure function of (parameters, seed, split, shard index), so shards build
 in any order and anywhere: `run_dataset` runs `resources.threads` worker processes
-(`python -m uvhmr.data.sources.synthetic --shards ...`, also usable as one cluster job per shard) and the
+(`python -m uvhmr.data.sources --shards ...`, also usable as one cluster job per shard) and the
 files are byte-identical to a serial build.
 """
 from __future__ import annotations
@@ -112,7 +112,7 @@ def build_shards(section, seed: int, body_dir: Path, uv_dir: Path, mocap_dir: Pa
         torch.set_num_threads(threads)
 
 
-# Parallel builds run `python -m uvhmr.data.sources.synthetic` per worker: a fresh interpreter needs no
+# Parallel builds run `python -m uvhmr.data.sources` per worker: a fresh interpreter needs no
 # fork of a process that holds torch's thread pools, and no re-import of the caller's __main__.
 PARALLEL_MIN_SAMPLES = 400      # below this, starting processes costs more than it saves
 
@@ -124,7 +124,7 @@ def _build_parallel(rp, workers: int, body_dir, uv_dir, mocap_dir, split: str, n
         procs = []
         for w in range(workers):
             mine = ",".join(str(k) for k in range(w, nshards, workers))
-            cmd = [sys.executable, "-m", "uvhmr.data.sources.synthetic", "--params", str(pfile), "--body", str(body_dir),
+            cmd = [sys.executable, "-m", "uvhmr.data.sources", "--params", str(pfile), "--body", str(body_dir),
                    "--uv", str(uv_dir), "--mocap", str(mocap_dir), "--split", split, "--shards", mine, "--out", str(out)]
             procs.append((cmd, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
         failed = []
@@ -176,9 +176,9 @@ def run_synthetic(rp, body_dir: Path, uv_dir: Path, mocap_dir: Path, split: str,
 
 
 def main(argv=None) -> None:
-    """`python -m uvhmr.data.sources.synthetic`: build some shards of a split (what run_synthetic's
+    """`python -m uvhmr.data.sources`: build some shards of a split (what run_synthetic's
     worker processes run; a cluster job can run it too, one shard each)."""
-    ap = argparse.ArgumentParser(prog="python -m uvhmr.data.sources.synthetic", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m uvhmr.data.sources", description=main.__doc__)
     for flag in ("--params", "--body", "--uv", "--mocap", "--split", "--shards", "--out"):
         ap.add_argument(flag, required=True)
     a = ap.parse_args(argv)
@@ -186,6 +186,3 @@ def main(argv=None) -> None:
     build_shards(rp.section, int(rp.run.seed), Path(a.body), Path(a.uv), Path(a.mocap), a.split,
                  [int(k) for k in a.shards.split(",") if k], Path(a.out))
 
-
-if __name__ == "__main__":
-    main()
