@@ -5,7 +5,7 @@ import torch
 
 from uvhmr.config import DmpTrainParams
 from uvhmr.losses import dmp_losses
-from uvhmr.models.dmp import DMPNet, j_initial, j_initial_uv
+from uvhmr.models.dmp import UV_RES, DMPNet, j_initial, j_initial_uv, load_dmp
 from uvhmr.uv.assets import load_uv_assets
 from uvhmr.uv.gt import gt_uv_maps, root_of
 
@@ -207,3 +207,15 @@ def test_j_initial_splits_an_uncertain_pixel_between_its_parts():
     assert torch.allclose(joints[0, 0, 0], torch.tensor((1 + 0.5 * 4) / 1.5))
     assert torch.allclose(joints[0, 1, 0], torch.tensor((0.5 * 4 + 9) / 1.5))
     assert seen[0].tolist() == [True, True, False]
+
+
+def test_the_uv_resolution_is_the_model_files_config(tmp_path):
+    """uv_res: a constructor argument the DMP file records; a file without it loads with UV_RES."""
+    cfg = {"backbone": "resnet18", "out_stride": 2, "joints": 14}
+    torch.save({"state_dict": DMPNet("resnet18", 2).state_dict(), "config": cfg}, tmp_path / "old.pt")
+    assert load_dmp(tmp_path / "old.pt")[0].uv_res == UV_RES == 64
+    torch.save({"state_dict": DMPNet("resnet18", 2).state_dict(), "config": {**cfg, "uv_res": 32}}, tmp_path / "new.pt")
+    net, _ = load_dmp(tmp_path / "new.pt")
+    with torch.no_grad():
+        _, _, warp = j_initial(net(torch.rand(1, 3, 64, 64)), 14, net.uv_res)
+    assert net.uv_res == 32 and warp["uv_maps"].shape[-2:] == (32, 32)
