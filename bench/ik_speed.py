@@ -14,7 +14,7 @@ the ground-truth joints, mid-hip-aligned, in mm.
 Prints, each as ms per sample at batch 1 and at batch 256, with its MPJPE:
   - GIK-Net alone, and GIK-Net + mesh (the body-model forward that turns its pose and shape into
     a mesh): the paper's IK;
-  - GIK-Net + refinement (uvhmr.train.ik.refine_after_gik, a named option, not the paper's): a
+  - GIK-Net + refinement (uvhmr.models.ik.refine_after_gik, a named option, not the paper's): a
     few Adam steps from GIK-Net's answer through the fast joints, then the mesh, per `--refine-steps`;
   - the iterative fit (evaluate's iterative_ik baseline, uvhmr.evaluate.iterative_ik: Adam from
     the zero pose through the full body model) at each of `--iterations`. Its curve comes from one

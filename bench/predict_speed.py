@@ -13,7 +13,7 @@ per image, of:
   backbone  the DMP's ResNet encoder alone (what a direct-regression method pays at least)
   DMP       cache.dmp.dmp_rows: encoder, decoder, heads, J_initial, maps and features warped to UV
   IK        cache.ik.ik_rows: JointRefineNet + GIK-Net, the body model, UV_l and UV_j (64 x 64)
-  UVI       train.uvi.stack_inputs + the UVI UNet + train.uvi.infer (joints, mesh at 128 x 128)
+  UVI       models.uvi.stack_inputs + the UVI UNet + models.uvi.infer (joints, mesh at 128 x 128)
   total     uvhmr.predict.predict, the three in one call (its own run, not the sum)
 
 and the ratios total / backbone and (IK + UVI) / backbone (issue #11's target: IK and UVI add
