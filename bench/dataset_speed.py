@@ -21,16 +21,20 @@ import torch
 
 from uvhmr.body.model import load_body_model
 from uvhmr.config import load_params, rule_params
-from uvhmr.data import synthetic as syn
+from uvhmr.data import format as fmt
 from uvhmr.data.dataset import Augment, SampleDataset
+from uvhmr.data.mocap import open_mocap
+from uvhmr.data.pose_prior import PosePrior
+from uvhmr.data.render_sample import load_context
 from uvhmr.data.shards import write_shard
+from uvhmr.data.sources import synthetic as syn
+from uvhmr.uv.assets import build_uv_assets
 
 
 class PriorPoses:
     """The mocap reader's API over poses drawn from the pose prior."""
 
     def __init__(self, body, n: int):
-        from uvhmr.data.pose_prior import PosePrior
         self.pose = torch.from_numpy(PosePrior.from_model(body).sample(n, np.random.default_rng(0)).pose)
 
     def __len__(self):
@@ -53,11 +57,9 @@ def main():
     tmp = tempfile.TemporaryDirectory(prefix="uvhmr-bench-")
     uv = Path(a.uv) if a.uv else None
     if uv is None:
-        from uvhmr.uv.assets import build_uv_assets
         uv = Path(tmp.name) / "uv"
         build_uv_assets(body, rule_params(load_params("params.yaml"), "uv_assets").section, uv, log=lambda *_: None)
     if a.mocap:
-        from uvhmr.data.mocap import open_mocap
         mocap = open_mocap(a.mocap, "train")
     else:
         mocap = PriorPoses(body, max(a.samples, 64))
@@ -69,15 +71,15 @@ def main():
         sec = rule_params(load_params("params.yaml", prof), "dataset").section
         import dataclasses
         sec = dataclasses.replace(sec, n_dmp_train=a.samples, shard_size=a.samples)
-        ctx = syn.load_context(body, uv, sec)
+        ctx = load_context(body, uv, sec)
         syn.generate_shard(ctx, mocap, "dmp_train", 0, 1, progress=False)           # warm-up
         t = time.perf_counter()
         arrays, stats = syn.generate_shard(ctx, mocap, "dmp_train", 0, 0, progress=False)
         gen = a.samples / (time.perf_counter() - t)
         d = Path(tmp.name) / prof
         d.mkdir()
-        nbytes = write_shard(d / syn.shard_name(0), arrays, {"stats": stats})
-        syn.write_index(d, body, sec, "dmp_train", 0, [{"file": syn.shard_name(0), "num_samples": a.samples,
+        nbytes = write_shard(d / fmt.shard_name(0), arrays, {"stats": stats})
+        fmt.write_index(d, body, sec, "dmp_train", 0, [{"file": fmt.shard_name(0), "num_samples": a.samples,
                                                          "bytes": nbytes}], [dict(stats, bytes=nbytes)], "synthetic")
         rates = []
         for aug in (None, Augment()):

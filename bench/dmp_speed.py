@@ -14,10 +14,10 @@ import torch
 
 from timing import median_seconds
 from uvhmr.config import load_params, rule_params
+from uvhmr.device import forward_in, training_precision
 from uvhmr.losses import dmp_losses
 from uvhmr.models.dmp import DMPNet
 from uvhmr.models.encoders import ENCODERS
-from uvhmr.train.trainer import forward_in, training_precision
 
 
 def random_batch(b: int, size: int, stride: int, k: int, yaw_bins: int) -> dict:

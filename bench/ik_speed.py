@@ -14,7 +14,7 @@ the ground-truth joints, mid-hip-aligned, in mm.
 Prints, each as ms per sample at batch 1 and at batch 256, with its MPJPE:
   - GIK-Net alone, and GIK-Net + mesh (the body-model forward that turns its pose and shape into
     a mesh): the paper's IK;
-  - GIK-Net + refinement (uvhmr.train.ik.refine_after_gik, a named option, not the paper's): a
+  - GIK-Net + refinement (uvhmr.models.ik.refine_after_gik, a named option, not the paper's): a
     few Adam steps from GIK-Net's answer through the fast joints, then the mesh, per `--refine-steps`;
   - the iterative fit (evaluate's iterative_ik baseline, uvhmr.evaluate.iterative_ik: Adam from
     the zero pose through the full body model) at each of `--iterations`. Its curve comes from one
@@ -36,16 +36,17 @@ import torch
 
 from timing import median_seconds
 from uvhmr.body.model import load_body_model
+from uvhmr.data.camera_frame import prior_poses, to_camera_frame
+from uvhmr.data.mocap import open_mocap
 from uvhmr.evaluate import metrics as M
 from uvhmr.evaluate.iterative_ik import fit_iterative_ik
-from uvhmr.train.ik import load_ik, pose_mesh, prior_poses, refine_after_gik, to_camera_frame
+from uvhmr.models.ik import load_ik, pose_mesh, refine_after_gik
 from uvhmr.uv.gt import root_of
 
 
 def held_out_joints(body, n: int, mocap: str | None, seed: int) -> tuple[torch.Tensor, str]:
     """-> ground-truth joints (n, 14, 3) camera frame, mid-hip-relative, and where they came from."""
     if mocap:
-        from uvhmr.data.mocap import open_mocap
         val = open_mocap(mocap, "val")
         if len(val) >= n:
             return to_camera_frame(val.batch(np.arange(n)), seed, body.up_axis)["joints"], f"{mocap} val split"

@@ -13,7 +13,7 @@ per image, of:
   backbone  the DMP's ResNet encoder alone (what a direct-regression method pays at least)
   DMP       cache.dmp.dmp_rows: encoder, decoder, heads, J_initial, maps and features warped to UV
   IK        cache.ik.ik_rows: JointRefineNet + GIK-Net, the body model, UV_l and UV_j (64 x 64)
-  UVI       train.uvi.stack_inputs + the UVI UNet + train.uvi.infer (joints, mesh at 128 x 128)
+  UVI       models.uvi.stack_inputs + the UVI UNet + models.uvi.infer (joints, mesh at 128 x 128)
   total     uvhmr.predict.predict, the three in one call (its own run, not the sum)
 
 and the ratios total / backbone and (IK + UVI) / backbone (issue #11's target: IK and UVI add
@@ -29,14 +29,12 @@ from timing import median_seconds
 from uvhmr.body.model import load_body_model
 from uvhmr.cache.dmp import dmp_rows
 from uvhmr.cache.ik import ik_rows
-from uvhmr.config import load_params
-from uvhmr.models.dmp import DMPNet
-from uvhmr.models.uvi import UVINet
+from uvhmr.config import UvAssetsParams, load_params
+from uvhmr.models.dmp import UV_RES, DMPNet
+from uvhmr.models.ik import IKNet
+from uvhmr.models.uvi import OUT_RES, UVINet, infer, stack_inputs
 from uvhmr.predict import JOINTS, Models, load_models, predict
-from uvhmr.train.dmp import UV_RES
-from uvhmr.train.ik import IKNet
-from uvhmr.train.uvi import OUT_RES, infer, stack_inputs
-from uvhmr.uv.assets import load_uv_assets
+from uvhmr.uv.assets import build_uv_assets, load_uv_assets
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,8 +45,6 @@ def uv_dir(profile: str) -> Path:
         d = REPO / "results" / p / "uv"
         if (d / "uv_assets.npz").is_file():
             return d
-    from uvhmr.config import UvAssetsParams
-    from uvhmr.uv.assets import build_uv_assets
     d = Path(tempfile.mkdtemp(prefix="uv-")) / "uv"
     build_uv_assets(load_body_model(REPO / "resources/body/anny"), UvAssetsParams(), d, log=lambda *_: None)
     return d

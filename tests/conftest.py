@@ -41,7 +41,7 @@ def workflow_copy(tmp_path) -> Path:
 def anny_dir() -> Path:
     """resources/body/anny, built through the real CLI once (about 70 s) and then reused, by the
     tests and by the README's main job alike."""
-    from uvhmr.body.model import EXPORT_VERSION
+    from uvhmr.body.base import EXPORT_VERSION
     out = REPO / "resources/body/anny"
     try:
         import numpy as np

@@ -9,10 +9,9 @@ from uvhmr.cache.ik import IkCache, run_ik_cache
 from uvhmr.config import BodyModelParams, RuleParams, RunParams, StageParams
 from uvhmr.data.dataset import SampleDataset
 from uvhmr.models.dmp import DMPNet
-from uvhmr.models.uvi import UVINet
+from uvhmr.models.ik import IKNet
+from uvhmr.models.uvi import OUT_RES, UVINet, infer, load_uvi, uvi_inputs
 from uvhmr.predict import load_models, predict
-from uvhmr.train.ik import IKNet
-from uvhmr.train.uvi import OUT_RES, infer, load_uvi, uvi_inputs
 from uvhmr.uv.assets import load_uv_assets
 
 from tiny_data import SIZE

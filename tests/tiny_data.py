@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from uvhmr.config import BodyModelParams, DatasetParams, Resources, RuleParams, RunParams
-from uvhmr.data import synthetic as syn
+from uvhmr.data.sources import run_dataset
+from uvhmr.data.sources import synthetic as syn
 
 SIZE = 48
 
@@ -39,5 +40,5 @@ def rule(seed=0, **kw):
 def build(anny_dir, uv_dir, out, split="dmp_train", seed=0, **kw):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(syn, "open_mocap", lambda d, s: StandInMocap(36, seed={"train": 0, "val": 1}[s]))
-        syn.run_dataset(rule(seed, **kw), anny_dir, uv_dir, Path("unused-mocap"), split, out, log=lambda *_: None)
+        run_dataset(rule(seed, **kw), anny_dir, uv_dir, Path("unused-mocap"), split, out, log=lambda *_: None)
     return out

@@ -14,8 +14,13 @@ import sys
 import time
 from pathlib import Path
 
-from uvhmr.config import ConfigError, load_params, load_rule_params
-from uvhmr.errors import NotImplementedYet, debug_enabled, one_line
+from uvhmr.config import load_params, load_rule_params
+from uvhmr.dvc_commit import dvc_commit_keeping_times
+from uvhmr.errors import ConfigError
+from uvhmr.faults import debug_enabled, one_line
+from uvhmr.predict_cli import MAX_PIXELS, MAX_SIDE, MIN_SIDE
+from uvhmr.predict_cli import main as predict_main
+from uvhmr.workflow import SPLITS, resolve
 
 log = logging.getLogger("uvhmr")
 
@@ -51,14 +56,12 @@ def _threads_and_seed(rp) -> None:
 # ----------------------------------------------------------------------------- rule commands
 
 def cmd_resolve_params(a) -> None:
-    from uvhmr.workflow import resolve
     params = load_params(a.params_yaml, profile=a.profile)
     written = resolve(params, Path(a.root))
     log.info("profile %s: %d parameter file(s) changed", params.profile, len(written))
 
 
 def cmd_dvc_commit(a) -> int:
-    from uvhmr.dvc_commit import dvc_commit_keeping_times
     return dvc_commit_keeping_times(Path(a.root), a.targets, log=log.info)
 
 
@@ -67,33 +70,32 @@ def cmd_body_model(a) -> None:
     bm = rp.body_model
     out = Path(a.out)
     if bm.backend == "anny":
-        from uvhmr.body.anny import export_anny
+        from uvhmr.body.anny import export_anny  # heavy: torch; only this subcommand needs it
         export_anny(bm.anny_rig, bm.anny_topology, (bm.adult_age_min, bm.adult_age_max), out,
                     Path(a.cache_dir), log=log.info)
     else:
-        from uvhmr.body.smpl import export_smpl
+        from uvhmr.body.smpl import export_smpl  # heavy: torch; only this subcommand needs it
         export_smpl(bm, out, log=log.info)
 
 
 def cmd_uv_assets(a) -> None:
     rp = _rule_params(a)
-    from uvhmr.body.model import load_body_model
-    from uvhmr.uv.assets import build_uv_assets
+    from uvhmr.body.model import load_body_model  # heavy: torch; only this subcommand needs it
+    from uvhmr.uv.assets import build_uv_assets  # heavy: torch; only this subcommand needs it
     build_uv_assets(load_body_model(a.body), rp.section, Path(a.out), log=log.info)
 
 
 def cmd_mocap(a) -> None:
     rp = _rule_params(a)
-    from uvhmr.data.mocap import run_mocap
+    from uvhmr.data.mocap import run_mocap  # heavy: torch; only this subcommand needs it
     run_mocap(rp, Path(a.body), Path(a.out), log=log.info)
 
 
 def cmd_dataset(a) -> None:
-    from uvhmr.workflow import SPLITS
     if a.split not in SPLITS:      # before anything loads: one line, not run_dataset's traceback
         raise ConfigError(f"uvhmr dataset: --split {a.split}: expected one of {', '.join(SPLITS)}")
     rp = _rule_params(a)
-    from uvhmr.data.synthetic import run_dataset
+    from uvhmr.data.sources import run_dataset  # heavy: torch; only this subcommand needs it
     run_dataset(rp, Path(a.body), Path(a.uv), Path(a.mocap), a.split, Path(a.out), log=log.info)
 
 
@@ -107,46 +109,46 @@ def _checkpoints_root(params_path: str) -> Path:
 
 def cmd_train_dmp(a) -> None:
     rp = _rule_params(a)
-    from uvhmr.train.dmp import run_train_dmp
+    from uvhmr.train.dmp import run_train_dmp  # heavy: torch; only this subcommand needs it
     run_train_dmp(rp, Path(a.data), Path(a.uv), Path(a.body), Path(a.out), _checkpoints_root(a.params), log=log.info)
 
 
 def cmd_dmp_cache(a) -> None:
     rp = _rule_params(a)
-    from uvhmr.cache.dmp import run_dmp_cache
+    from uvhmr.cache.dmp import run_dmp_cache  # heavy: torch; only this subcommand needs it
     run_dmp_cache(rp, Path(a.model), {"stage2_train": Path(a.train_data), "test": Path(a.test_data)},
                   Path(a.uv), Path(a.out), log=log.info)
 
 
 def cmd_train_hmr(a) -> None:
     rp = _rule_params(a)
-    from uvhmr.train.hmr import run_train_hmr
+    from uvhmr.train.hmr import run_train_hmr  # heavy: torch; only this subcommand needs it
     run_train_hmr(rp, Path(a.data), Path(a.body), Path(a.out), _checkpoints_root(a.params), log=log.info)
 
 
 def cmd_train_ik(a) -> None:
     rp = _rule_params(a)
-    from uvhmr.train.ik import run_train_ik
+    from uvhmr.train.ik import run_train_ik  # heavy: torch; only this subcommand needs it
     run_train_ik(rp, Path(a.mocap), Path(a.dmp_cache), Path(a.data), Path(a.body), Path(a.out),
                  _checkpoints_root(a.params), log=log.info)
 
 
 def cmd_ik_cache(a) -> None:
     rp = _rule_params(a)
-    from uvhmr.cache.ik import run_ik_cache
+    from uvhmr.cache.ik import run_ik_cache  # heavy: torch; only this subcommand needs it
     run_ik_cache(rp, Path(a.model), Path(a.dmp_cache), Path(a.body), Path(a.uv), Path(a.out), log=log.info)
 
 
 def cmd_train_uvi(a) -> None:
     rp = _rule_params(a)
-    from uvhmr.train.uvi import run_train_uvi
+    from uvhmr.train.uvi import run_train_uvi  # heavy: torch; only this subcommand needs it
     run_train_uvi(rp, Path(a.dmp_cache), Path(a.ik_cache), Path(a.data), Path(a.uv), Path(a.body), Path(a.out),
                   _checkpoints_root(a.params), log=log.info)
 
 
 def cmd_evaluate(a) -> None:
     rp = _rule_params(a)
-    from uvhmr.evaluate.run import run_evaluate, target_kind
+    from uvhmr.evaluate.run import run_evaluate, target_kind  # heavy: torch; only this subcommand needs it
     inputs = {k: getattr(a, k) for k in ("data", "uv", "body", "model", "dmp_cache", "ik_cache", "mocap")
               if getattr(a, k) is not None}
     run_evaluate(rp, a.target, target_kind(a.target), inputs, Path(a.out), log=log.info)
@@ -154,13 +156,13 @@ def cmd_evaluate(a) -> None:
 
 def cmd_report(a) -> None:
     rp = load_rule_params(a.params)
-    from uvhmr.report.tables import run_report
+    from uvhmr.report.tables import run_report  # heavy: torch; only this subcommand needs it
     run_report(rp, Path(a.metrics), Path(a.out), log=log.info, models_dir=Path(a.models) if a.models else None)
 
 
 def cmd_figures(a) -> None:
     rp = _rule_params(a)
-    from uvhmr.report.figures import run_figures
+    from uvhmr.report.figures import run_figures  # heavy: torch; only this subcommand needs it
     inputs = {k: getattr(a, k) for k in ("data", "uv", "mocap", "body", "dmp_cache", "ik_model", "ik_cache", "uvi_model")}
     missing = [f"--{k.replace('_', '-')}" for k, v in inputs.items() if v is None]
     if missing:
@@ -169,18 +171,7 @@ def cmd_figures(a) -> None:
 
 
 def cmd_predict(a) -> int:
-    from uvhmr.predict_cli import main as predict_main
     return predict_main(a)
-
-
-IMPLEMENTED = {"predict": cmd_predict, "figures": cmd_figures, "report": cmd_report, "evaluate": cmd_evaluate, "train-uvi": cmd_train_uvi, "ik-cache": cmd_ik_cache, "train-ik": cmd_train_ik, "train-hmr": cmd_train_hmr, "uv-assets": cmd_uv_assets, "mocap": cmd_mocap, "dataset": cmd_dataset, "train-dmp": cmd_train_dmp,
-               "dmp-cache": cmd_dmp_cache}
-
-
-def _not_yet(issue: int, what: str):
-    def run(a) -> None:
-        raise NotImplementedYet(f"{what} is not implemented yet (issue #{issue}); the DAG stops here")
-    return run
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -189,44 +180,50 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 RULE_COMMANDS = [
-    # name, help, issue (None: implemented), [(flag, help)]
-    ("uv-assets", "UV layout, texel lookups at 64/128, A_uv (14/24 parts) and the UV flip map", 3,
+    # name, help, [(flag, help)]
+    ("uv-assets", "UV layout, texel lookups at 64/128, A_uv (14/24 parts) and the UV flip map",
      [("--body", "body-model export"), ("--out", "output folder")]),
-    ("mocap", "pose + shape + joints for GIK-Net, with the paper's augmentation switches", 4,
+    ("mocap", "pose + shape + joints for GIK-Net, with the paper's augmentation switches",
      [("--body", "body-model export"), ("--out", "output folder")]),
-    ("dataset", "render (or adapt) one split with every dense ground-truth map", 5,
+    ("dataset", "render (or adapt) one split with every dense ground-truth map",
      [("--body", "body-model export"), ("--uv", "uv_assets folder"), ("--mocap", "mocap folder"),
       ("--split", "dmp_train | stage2_train | test"), ("--out", "output folder")]),
-    ("train-dmp", "train the dense map prediction module (one variant)", 6,
+    ("train-dmp", "train the dense map prediction module (one variant)",
      [("--data", "dmp_train split"), ("--uv", "uv_assets folder"), ("--body", "body-model export"), ("--out", "model file")]),
-    ("train-hmr", "train the HMR-style direct regression baseline", 6,
+    ("train-hmr", "train the HMR-style direct regression baseline",
      [("--data", "dmp_train split"), ("--body", "body-model export"), ("--out", "model file")]),
-    ("dmp-cache", "run a DMP variant on stage2_train and test; warp its maps to UV; J_initial", 6,
+    ("dmp-cache", "run a DMP variant on stage2_train and test; warp its maps to UV; J_initial",
      [("--model", "DMP model"), ("--train-data", "stage2_train split"), ("--test-data", "test split"),
       ("--uv", "uv_assets folder"), ("--out", "cache folder")]),
-    ("train-ik", "train JointRefineNet + GIK-Net (one variant, every seed)", 7,
+    ("train-ik", "train JointRefineNet + GIK-Net (one variant, every seed)",
      [("--mocap", "mocap folder"), ("--dmp-cache", "DMP cache"), ("--data", "stage2_train split (ground truth of the DMP cache)"),
       ("--body", "body-model export"),
       ("--uv", "uv_assets folder"), ("--out", "model folder")]),
-    ("ik-cache", "J_refine, the posed mesh's UV_l and UV_j on stage2_train and test", 7,
+    ("ik-cache", "J_refine, the posed mesh's UV_l and UV_j on stage2_train and test",
      [("--model", "IK model folder"), ("--dmp-cache", "DMP cache"), ("--body", "body-model export"),
       ("--uv", "uv_assets folder"), ("--out", "cache folder")]),
-    ("train-uvi", "train the UV inpainting module (one variant, every seed)", 8,
+    ("train-uvi", "train the UV inpainting module (one variant, every seed)",
      [("--dmp-cache", "DMP cache"), ("--ik-cache", "IK cache"), ("--data", "stage2_train split"),
       ("--uv", "uv_assets folder"), ("--body", "body-model export"), ("--out", "model folder")]),
-    ("evaluate", "score one variant, baseline, floor or oracle row on the test split", 9,
+    ("evaluate", "score one variant, baseline, floor or oracle row on the test split",
      [("--target", "what to score"), ("--data", "test split"), ("--uv", "uv_assets folder"),
       ("--body", "body-model export"), ("--model", "model file or folder"), ("--dmp-cache", "DMP cache"),
       ("--ik-cache", "IK cache"), ("--mocap", "mocap folder"), ("--out", "metrics JSON")]),
-    ("report", "ablation tables, DVC metrics, and the data of the DVC plots (training curves, per-joint errors)", 9,
+    ("report", "ablation tables, DVC metrics, and the data of the DVC plots (training curves, per-joint errors)",
      [("--metrics", "folder of metrics JSONs"),
       ("--models", "models folder: the per-epoch training CSVs beside each model"), ("--out", "reports folder")]),
-    ("figures", "the paper's Fig. 3/4/5 analogues from their rules and Fig. 8 (DMP, IK, UVI on test images)", 9,
+    ("figures", "the paper's Fig. 3/4/5 analogues from their rules and Fig. 8 (DMP, IK, UVI on test images)",
      [("--data", "test split"), ("--uv", "uv_assets folder"), ("--mocap", "mocap folder"), ("--body", "body-model export"),
       ("--dmp-cache", "DMP-14 cache"), ("--ik-model", "IK-14 model folder"), ("--ik-cache", "IK-14 cache"),
       ("--uvi-model", "UVI-14 model folder"), ("--out", "figures folder (reports/<profile>/figures)")]),
-    ("predict", "mesh (.obj), joints (.json) and an overlay (.png) for your own images", 11, []),
+    ("predict", "mesh (.obj), joints (.json) and an overlay (.png) for your own images", []),
 ]
+
+
+COMMANDS = {"uv-assets": cmd_uv_assets, "mocap": cmd_mocap, "dataset": cmd_dataset, "train-dmp": cmd_train_dmp,
+            "train-hmr": cmd_train_hmr, "dmp-cache": cmd_dmp_cache, "train-ik": cmd_train_ik, "ik-cache": cmd_ik_cache,
+            "train-uvi": cmd_train_uvi, "evaluate": cmd_evaluate, "report": cmd_report, "figures": cmd_figures,
+            "predict": cmd_predict}
 
 
 PREDICT_DESCRIPTION = """\
@@ -259,7 +256,6 @@ The models were trained on synthetic renders of one body model; expect rough fit
 
 
 def _predict_args(c: argparse.ArgumentParser) -> None:
-    from uvhmr.predict_cli import MAX_PIXELS, MAX_SIDE, MIN_SIDE
     c.formatter_class = argparse.RawDescriptionHelpFormatter
     c.description = PREDICT_DESCRIPTION.format(min_side=MIN_SIDE, max_side=MAX_SIDE, max_mp=MAX_PIXELS // 10 ** 6)
     c.add_argument("images", nargs="*", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
@@ -338,9 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_debug(b)
     b.set_defaults(fn=cmd_body_model)
 
-    for name, text, issue, args in RULE_COMMANDS:
-        c = sub.add_parser(name, help=text + ("" if name in IMPLEMENTED else f" [issue #{issue}: not implemented yet]"),
-                           description=text)
+    for name, text, args in RULE_COMMANDS:
+        c = sub.add_parser(name, help=text, description=text)
         if name == "predict":
             _predict_args(c)
         else:
@@ -348,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
             for flag, h in args:
                 c.add_argument(flag, help=h)
         _add_debug(c)
-        c.set_defaults(fn=IMPLEMENTED.get(name) or _not_yet(issue, f"`uvhmr {name}`"))
+        c.set_defaults(fn=COMMANDS[name])
     return p
 
 

@@ -27,11 +27,9 @@ from typing import Any, Literal, Optional
 
 import yaml
 
+from uvhmr.errors import ConfigError
+
 PROFILES = ("smoke", "default", "paper")
-
-
-class ConfigError(ValueError):
-    """A parameter problem, worded as one line: `<file>: <key>: <what was expected>`."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -74,6 +72,31 @@ class BodyModelParams:
     smpl_head_top_vertex: int = num(411, lo=0)
     smpl_num_betas: int = num(10, lo=1, hi=300)
     resources: Resources = field(default_factory=lambda: Resources(threads=2, mem_mb=4000, runtime=15))
+
+
+SMPL_FILES = {"neutral": "SMPL_NEUTRAL.pkl", "male": "SMPL_MALE.pkl", "female": "SMPL_FEMALE.pkl"}
+
+
+def check_smpl_files(bm, source: str) -> None:
+    """Raise a one-line ConfigError unless the SMPL files `bm` (BodyModelParams) names exist
+    (backend smpl): checked with the parameters, before any rule loads the body model."""
+    want = SMPL_FILES.get(bm.smpl_gender, SMPL_FILES["neutral"])
+    expect = (f"expected a folder holding {want} (SMPL_NEUTRAL.pkl, SMPL_MALE.pkl or SMPL_FEMALE.pkl "
+              f"per body_model.smpl_gender)")
+    d = bm.smpl_dir
+    if d is None:
+        raise ConfigError(f"{source}: body_model.smpl_dir: {expect}, got null")
+    p = Path(d).expanduser()
+    if not p.is_dir():
+        raise ConfigError(f"{source}: body_model.smpl_dir: {expect}, got {_show(d)} (no such folder)")
+    if not (p / want).is_file():
+        raise ConfigError(f"{source}: body_model.smpl_dir: {expect}, got {_show(d)} (it has no {want})")
+    expect = "expected an OBJ file with SMPL's topology and UVs (v, vt and f a/at b/bt c/ct lines)"
+    obj = bm.smpl_uv_obj
+    if obj is None:
+        raise ConfigError(f"{source}: body_model.smpl_uv_obj: {expect}, got null")
+    if not Path(obj).expanduser().is_file():
+        raise ConfigError(f"{source}: body_model.smpl_uv_obj: {expect}, got {_show(obj)} (no such file)")
 
 
 @dataclass(frozen=True)
@@ -155,7 +178,7 @@ class MocapParams:
 
 @dataclass(frozen=True)
 class DatasetParams:
-    """The dataset rule (uvhmr.data.synthetic, uvhmr.data.spin_adapter)."""
+    """The dataset rule (uvhmr.data.sources: synthetic renders or SPIN-format files)."""
     source: Literal["synthetic", "spin_npz"] = "synthetic"
     files: Optional[str] = path(kind="dir", doc="licensed dataset folder (SMPL backend only)")
     image_size: int = num(96, lo=16, hi=1024)
@@ -473,7 +496,6 @@ def parse_params(raw: Any, profile: Optional[str] = None, source: str = "params.
     if body.adult_age_min > body.adult_age_max:
         _fail(source, "body_model.adult_age_min", f"expected at most adult_age_max ({body.adult_age_max}), got {body.adult_age_min}")
     if body.backend == "smpl":
-        from uvhmr.body.smpl import check_smpl_files  # lazy: only the SMPL path needs it
         check_smpl_files(body, source)
     variants = _build(Variants, raw.get("variants") or {}, "variants", source)
     for rule in VARIANT_RULES:

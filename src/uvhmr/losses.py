@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from uvhmr.models.dmp import aggregate_joints, joint_weights, to_body_frame
+from uvhmr.uv.texels import uv_to_grid
 
 
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -120,7 +121,6 @@ def consistency_loss(uv_l: torch.Tensor, camera: torch.Tensor, iuv: torch.Tensor
     """DecoMR's consistency loss: at every body pixel, the predicted surface point at the pixel's
     (u, v), projected with the predicted camera, should land on the pixel itself.
     uv_l (B, 3, R, R) root-relative metres; camera (B, 3); iuv (B, 3, H, W): mask, u, v."""
-    from uvhmr.uv.texels import uv_to_grid
     b, _, h, w = iuv.shape
     grid = uv_to_grid(iuv[:, 1:].permute(0, 2, 3, 1))                          # (B, H, W, 2)
     pts = F.grid_sample(uv_l, grid, mode="bilinear", align_corners=True)       # (B, 3, H, W)

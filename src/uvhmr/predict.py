@@ -7,8 +7,8 @@ the cached UV maps included, since UVI was trained on those):
 
   DMP  `cache.dmp.dmp_rows`: J_initial through the part head, maps and local features warped to UV;
   IK   `cache.ik.ik_rows`: J_refine, GIK-Net's posed mesh as UV_l and J_refine as UV_j (64x64);
-  UVI  `train.uvi.stack_inputs` (its input, the variant's use_dmp / use_ik switches honoured) and
-       `train.uvi.infer` (joints: UV_j's A_uv part means; mesh: UV_l at the vertex UVs, 128x128).
+  UVI  `models.uvi.stack_inputs` (its input, the variant's use_dmp / use_ik switches honoured) and
+       `models.uvi.infer` (joints: UV_j's A_uv part means; mesh: UV_l at the vertex UVs, 128x128).
 """
 from __future__ import annotations
 
@@ -18,11 +18,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from uvhmr.body.model import load_body_model
 from uvhmr.cache.dmp import dmp_rows
 from uvhmr.cache.ik import first_seed_model, ik_rows
-from uvhmr.train.dmp import UV_RES, load_dmp
-from uvhmr.train.ik import load_ik
-from uvhmr.train.uvi import OUT_RES, infer, load_uvi, stack_inputs
+from uvhmr.models.dmp import load_dmp
+from uvhmr.models.ik import load_ik
+from uvhmr.models.uvi import infer, load_uvi, stack_inputs
 from uvhmr.uv.assets import load_uv_assets
 
 JOINTS = 14     # IK and UVI work on LSP-14: only a 14-part DMP can feed them
@@ -31,8 +32,8 @@ JOINTS = 14     # IK and UVI work on LSP-14: only a 14-part DMP can feed them
 @dataclass
 class Models:
     """The three trained stages and the assets between them, on one device.
-    samplers / labels: UVSampler and A_uv-14 labels (R, R) at UV_RES (64: DMP's warp, IK's maps,
-    UVI's input) and at OUT_RES (128: UVI's output)."""
+    samplers / labels: UVSampler and A_uv-14 labels (R, R) at DMP's uv_res (64 by default: DMP's
+    warp, IK's maps, UVI's input) and at UVI's out_res (128 by default: UVI's output)."""
     dmp: torch.nn.Module
     ik: torch.nn.Module
     uvi: torch.nn.Module
@@ -57,7 +58,6 @@ def load_models(dmp_path: str | Path, ik_path: str | Path, uvi_path: str | Path,
     """results/<profile>/models/dmp/<variant>.pt, models/ik/<variant>[/seedN.pt],
     models/uvi/<variant>[/seedN.pt] (a folder: its first seed), the uv_assets folder and the
     body-model export -> Models in eval mode on `device`."""
-    from uvhmr.body.model import load_body_model
     device = torch.device(device)
     dmp, dcfg = load_dmp(dmp_path, device)
     if int(dcfg["joints"]) != JOINTS:
@@ -68,11 +68,14 @@ def load_models(dmp_path: str | Path, ik_path: str | Path, uvi_path: str | Path,
     if int(ucfg["in_channels"]) != channels:
         raise ValueError(f"{uvi_path}: UVI takes {ucfg['in_channels']} input channels, this DMP gives {channels}; "
                          "use the UVI trained on this DMP's cache")
+    if uvi.in_res != dmp.uv_res:
+        raise ValueError(f"{uvi_path}: UVI takes {uvi.in_res} px UV maps, this DMP warps to {dmp.uv_res} px; "
+                         "use the UVI trained on this DMP's cache")
     body = load_body_model(body_dir).to(device)
     uv = load_uv_assets(uv_dir, body.faces.cpu().numpy())
     return Models(dmp, ik, uvi, {"dmp": dcfg, "ik": icfg, "uvi": ucfg}, body,
-                  uv.sampler(UV_RES).to(device), uv.auv(JOINTS, UV_RES).to(device),
-                  uv.sampler(OUT_RES).to(device), uv.auv(JOINTS, OUT_RES).to(device),
+                  uv.sampler(dmp.uv_res).to(device), uv.auv(JOINTS, dmp.uv_res).to(device),
+                  uv.sampler(uvi.out_res).to(device), uv.auv(JOINTS, uvi.out_res).to(device),
                   int(dcfg.get("image_size") or 0), device)
 
 

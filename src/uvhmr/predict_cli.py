@@ -349,7 +349,7 @@ def _round(a, nd: int = 6):
 
 def result_json(image_path: Path, size_wh: tuple[int, int], box: Box, c: Crop, joints: np.ndarray,
                 cam: np.ndarray, K: np.ndarray, T: Optional[np.ndarray], extra: dict) -> dict:
-    from uvhmr.body.joints import LSP14_NAMES
+    from uvhmr.body.joints import LSP14_NAMES  # heavy: torch (`uvhmr --help` imports this module)
     j2d = weak_to_image(joints, cam, c)
     return {
         "image": str(image_path),
@@ -391,7 +391,7 @@ def overlay_image(image: np.ndarray, vertices: np.ndarray, faces: np.ndarray, ca
     [OVERLAY_MIN_SIDE, OVERLAY_MAX_SIDE]), the box (green: given or detected, grey: the whole
     image), the 2-D joints, and a side view of the mesh (seen from the camera's right)."""
     import cv2
-    from uvhmr.data.render import LSP14_PARENTS, draw_mesh_overlay, draw_skeleton
+    from uvhmr.data.render import LSP14_PARENTS, draw_mesh_overlay, draw_skeleton  # heavy: torch
     h, w = image.shape[:2]
     k = min(OVERLAY_MAX_SIDE / max(h, w), max(1.0, OVERLAY_MIN_SIDE / max(h, w)))
     img = image if k == 1.0 else cv2.resize(image, (max(1, round(w * k)), max(1, round(h * k))),
@@ -574,9 +574,9 @@ def run_predict(inputs: Sequence[str | Path], out_dir: str | Path, *, profile: s
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from uvhmr.predict import load_models, predict
-    from uvhmr.train.trainer import pick_device
-    from uvhmr.uv.assets import load_uv_assets
+    from uvhmr.device import pick_device  # heavy: torch, which `uvhmr --help` never needs
+    from uvhmr.predict import load_models, predict  # heavy: torch
+    from uvhmr.uv.assets import load_uv_assets  # heavy: torch
     try:
         models = load_models(paths["dmp"], paths["ik"], paths["uvi"], paths["uv"].parent, body, pick_device(device))
     except (ValueError, RuntimeError) as e:       # stages that do not fit together; no CUDA for --device cuda

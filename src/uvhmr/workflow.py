@@ -22,7 +22,7 @@ from uvhmr.io import write_if_changed
 RULES = ("body_model", "uv_assets", "mocap", "dataset", "train_dmp", "train_hmr", "dmp_cache",
          "train_ik", "ik_cache", "train_uvi", "evaluate", "report", "figures")
 SPLITS = ("dmp_train", "stage2_train", "test")
-# Baselines, floor and oracle rows scored beside the paper's variants (DESIGN §7).
+# Baselines, floor and oracle rows scored beside the paper's variants (docs/design.md, scoring).
 BASELINES = ("hmr", "iterative_ik", "mean_pose", "oracle_ik", "oracle_uvi")
 # The stage-2 modules train on the full DMP and IK variants.
 STAGE2_DMP, STAGE2_IK, FULL_UVI = "dmp14", "ik14", "uvi14"

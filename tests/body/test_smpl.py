@@ -259,7 +259,7 @@ def test_chumpy_pickle_gets_a_clear_error(synth, tmp_path):
 
 
 def test_check_smpl_files_messages(synth, tmp_path):
-    from uvhmr.body.smpl import check_smpl_files
+    from uvhmr.config import check_smpl_files
     from uvhmr.config import ConfigError
     check_smpl_files(_params(synth), "params.yaml")                  # all present: no error
     empty = tmp_path / "empty"

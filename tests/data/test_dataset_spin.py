@@ -12,7 +12,7 @@ import torch
 from uvhmr.config import BodyModelParams, DatasetParams, Resources, RuleParams, RunParams, UvAssetsParams
 from uvhmr.data.dataset import SampleDataset
 from uvhmr.data.render import project
-from uvhmr.data.spin_adapter import SpinFormatError, crop_matrix, load_spin_npz
+from uvhmr.data.sources.spin_npz import SpinFormatError, crop_matrix, load_spin_npz
 
 SIZE = 40
 HERE = Path(__file__).resolve().parent
@@ -84,7 +84,7 @@ def rule(files: Path, **kw):
 
 @pytest.fixture(scope="module")
 def adapted(tube):
-    from uvhmr.data.synthetic import run_dataset
+    from uvhmr.data.sources import run_dataset
     d, body = tube
     files = d / "files"
     part, center, scale = spin_rows(body, files)
@@ -132,7 +132,7 @@ def test_bad_files_are_named(tube, tmp_path, anny_dir):
     np.savez(tmp_path / "broken.npz", imgname=np.array(["x.png"]), center=np.zeros((1, 2)))
     with pytest.raises(SpinFormatError, match=r"broken\.npz: missing key\(s\) scale, part, pose, shape, has_smpl"):
         load_spin_npz(tmp_path / "broken.npz")
-    from uvhmr.data.synthetic import run_dataset
+    from uvhmr.data.sources import run_dataset
     with pytest.raises(SpinFormatError, match="spin_npz needs body_model.backend smpl"):
         run_dataset(rule(tmp_path), anny_dir, d / "uv",
                     Path("unused"), "test", tmp_path / "out")
@@ -140,7 +140,8 @@ def test_bad_files_are_named(tube, tmp_path, anny_dir):
 
 def test_synthetic_renders_also_work_on_the_smpl_backend(tube, tmp_path, monkeypatch):
     """The synthetic path is backend-generic (Y-up SMPL frame, SMPL joint names for the clothing)."""
-    from uvhmr.data import synthetic as syn
+    from uvhmr.data.sources import run_dataset
+    from uvhmr.data.sources import synthetic as syn
     d, body = tube
 
     class Poses:
@@ -154,7 +155,7 @@ def test_synthetic_renders_also_work_on_the_smpl_backend(tube, tmp_path, monkeyp
     monkeypatch.setattr(syn, "open_mocap", lambda *_: Poses())
     sec = DatasetParams(image_size=SIZE, n_dmp_train=4, shard_size=4, texture_size=32, resources=Resources(threads=1))
     rp = RuleParams("smoke", "dataset", None, RunParams(seed=0), BodyModelParams(backend="smpl"), sec)
-    syn.run_dataset(rp, d / "body", d / "uv", Path("unused"), "dmp_train", tmp_path / "out", log=lambda *_: None)
+    run_dataset(rp, d / "body", d / "uv", Path("unused"), "dmp_train", tmp_path / "out", log=lambda *_: None)
     s = SampleDataset(tmp_path / "out", occlusion=False)[0]
     assert s["mask"].sum() > 30 and torch.equal(s["M_d"], s["M_l"] - s["M_j"])
     # Upright: the head top is above (smaller image y than) the ankles.

@@ -8,7 +8,10 @@ import pytest
 import torch
 
 from uvhmr.config import BodyModelParams, DatasetParams, Resources, RuleParams, RunParams, UvAssetsParams
-from uvhmr.data import synthetic as syn
+from uvhmr.data import format as fmt
+from uvhmr.data import render_sample as rs
+from uvhmr.data.sources import run_dataset
+from uvhmr.data.sources import synthetic as syn
 from uvhmr.data.dataset import Augment, SampleDataset, flip_sample, read_sample, rebuild_vertices
 from uvhmr.data.render import project
 from uvhmr.data.shards import Shard, ShardError, write_shard
@@ -31,7 +34,7 @@ def split_dir(anny_dir, uv_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ctx(anny, uv_dir):
-    return syn.load_context(anny, uv_dir, section())
+    return rs.load_context(anny, uv_dir, section())
 
 
 def cam_vertices(anny, raw):
@@ -255,12 +258,12 @@ def test_flip_augmentation_equals_the_sample_of_the_mirrored_body(anny, ctx, tmp
     K, t, _ = place_camera(va, ctx.R0, np.random.default_rng(0), SIZE)
     MX = np.diag([-1.0, 1, 1])
     for out, R, tt in ((a, ctx.R0, t), (b, MX @ ctx.R0 @ MX, MX @ t)):
-        recs.append(syn.render_sample(ctx, out.vertices[0].double().numpy(), out.lsp14[0].double().numpy(),
+        recs.append(rs.render_sample(ctx, out.vertices[0].double().numpy(), out.lsp14[0].double().numpy(),
                                       out.joints24[0].double().numpy(), K, R, tt, np.random.default_rng(1)))
-    arrays = syn.pack_records(recs, torch.cat([pose, mpose]).numpy(), torch.cat([shape, shape]).numpy(), np.arange(2))
+    arrays = fmt.pack_records(recs, torch.cat([pose, mpose]).numpy(), torch.cat([shape, shape]).numpy(), np.arange(2))
     write_shard(tmp_path / "pair.shard", arrays)
     sh = Shard(tmp_path / "pair.shard")
-    s0, s1 = read_sample(sh, 0, SIZE, syn.UV_SCALE), read_sample(sh, 1, SIZE, syn.UV_SCALE)
+    s0, s1 = read_sample(sh, 0, SIZE, fmt.UV_SCALE), read_sample(sh, 1, SIZE, fmt.UV_SCALE)
     mirror = {"lsp14": anny.lsp14.mirror, "joints24": anny.joints24.mirror, "rig": anny.joint_mirror.numpy()}
     f = flip_sample(s0, mirror, SIZE)
     assert (f["mask"] == s1["mask"]).mean() > 0.995
@@ -321,7 +324,7 @@ def test_rebuild_vertices_matches_M_l(anny, split_dir):
 
 
 def test_parallel_shard_builders_write_the_same_bytes(anny, anny_dir, uv_dir, tmp_path, monkeypatch):
-    """With resources.threads > 1 the rule starts one `python -m uvhmr.data.synthetic` per worker
+    """With resources.threads > 1 the rule starts one `python -m uvhmr.data.sources` per worker
     (what a cluster job would run per shard); the result is byte-identical to a serial build.
     Uses a tiny real mocap output, since the workers read it themselves."""
     from uvhmr.config import MocapParams
@@ -332,7 +335,7 @@ def test_parallel_shard_builders_write_the_same_bytes(anny, anny_dir, uv_dir, tm
     monkeypatch.setattr(syn, "PARALLEL_MIN_SAMPLES", 0)
     for threads in (1, 2):
         rp = rule(n_dmp_train=6, shard_size=3, resources=Resources(threads=threads))
-        syn.run_dataset(rp, anny_dir, uv_dir, tmp_path / "mocap", "dmp_train", tmp_path / f"t{threads}", log=lambda *_: None)
+        run_dataset(rp, anny_dir, uv_dir, tmp_path / "mocap", "dmp_train", tmp_path / f"t{threads}", log=lambda *_: None)
     names = sorted(p.name for p in (tmp_path / "t1").iterdir() if p.is_file())
     assert names == ["index.json", "shard-00000.shard", "shard-00001.shard"]
     for n in names:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from uvhmr.body.joints import LSP14_NAMES, SMPL24_NAMES, SMPL24_PARENTS, SMPL24_TO_LSP14, make_joint_set, mirror_permutation
-from uvhmr.body.model import BodyModel, joint_set_arrays
+from uvhmr.body.base import BodyModel, joint_set_arrays
 from uvhmr.config import load_params, rule_params
 from uvhmr.data import mocap_loaders as ml
 from uvhmr.data.mocap import MANIFEST, build_mocap, open_mocap

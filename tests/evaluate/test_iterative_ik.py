@@ -3,7 +3,7 @@ import torch
 
 from uvhmr.evaluate import metrics as M
 from uvhmr.evaluate.iterative_ik import fit_iterative_ik
-from uvhmr.train.ik import prior_poses
+from uvhmr.data.camera_frame import prior_poses
 
 
 def test_fit_moves_the_body_onto_the_observed_joints(anny):

@@ -6,11 +6,11 @@ import torch
 
 from uvhmr.data.augment import JointAugment
 from uvhmr.models.ik import JointRefineNet
-from uvhmr.train.ik import prior_poses
+from uvhmr.data.camera_frame import prior_poses
 
 
 def test_joint_refine_net_has_about_400k_parameters():
-    # The paper's JointRefineNet: 6 linear layers, ~400k parameters (DESIGN §3).
+    # The paper's JointRefineNet: 6 linear layers, ~400k parameters (docs/design.md, IK).
     n = sum(p.numel() for p in JointRefineNet(14).parameters())
     assert abs(n - 400_000) <= 40_000, n
 

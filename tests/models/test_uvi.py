@@ -3,8 +3,7 @@ into joints and a mesh."""
 import pytest
 import torch
 
-from uvhmr.models.uvi import UVINet
-from uvhmr.train.uvi import OUT_RES, infer, stack_inputs
+from uvhmr.models.uvi import OUT_RES, UVINet, infer, load_uvi, stack_inputs
 from uvhmr.uv.assets import load_uv_assets
 from uvhmr.uv.gt import distribute_joints, gt_uv_maps, root_of
 from uvhmr.uv.texels import UVSampler, build_lookup
@@ -92,3 +91,20 @@ def test_inference_on_ground_truth_maps_gives_the_joints_and_mesh(anny, tiny_uv_
     s256 = UVSampler(anny.faces.numpy(), uv.face_uv, build_lookup(uv.face_uv, 256))
     err256 = (s256.to_vertices(s256.from_vertices(verts)) - verts).norm(dim=-1)
     assert err256.mean() < 0.5 * err.mean() and err256.mean() < 1.2e-3, f"{err256.mean() * 1e3:.2f} mm at 256"
+
+
+def test_resolutions_are_the_model_files_config(tmp_path):
+    """in_res / out_res: constructor arguments the model file records; a file written before they
+    existed loads with the defaults (64 in, 128 out); a ratio that is not a power of two is refused."""
+    net = UVINet(FEATURES + 19, 8, in_res=32, out_res=128)
+    with torch.no_grad():
+        out = net(torch.randn(1, FEATURES + 19, 32, 32), torch.zeros(1, 3))
+    assert out["uv_l"].shape == (1, 3, 128, 128)
+    cfg = {"in_channels": FEATURES + 19, "width": 8}
+    torch.save({"state_dict": UVINet(FEATURES + 19, 8).state_dict(), "config": cfg}, tmp_path / "old.pt")
+    loaded, _ = load_uvi(tmp_path / "old.pt")
+    assert (loaded.in_res, loaded.out_res) == (64, 128)
+    torch.save({"state_dict": net.state_dict(), "config": {**cfg, "in_res": 32, "out_res": 128}}, tmp_path / "new.pt")
+    assert load_uvi(tmp_path / "new.pt")[0].in_res == 32
+    with pytest.raises(ValueError, match="power of two"):
+        UVINet(FEATURES + 19, 8, in_res=64, out_res=192)

@@ -142,7 +142,7 @@ def test_a_rule_on_a_corrupt_shard_stops_with_one_line_in_its_log(tiny_split, ti
 def test_an_image_that_is_not_an_image_is_named(tmp_path):
     import cv2
 
-    from uvhmr.data.spin_adapter import SpinFormatError, _read_image
+    from uvhmr.data.sources.spin_npz import SpinFormatError, _read_image
     img = np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "good.jpg"), img)
     assert _read_image(tmp_path / "good.jpg").shape == (90, 120, 3)
@@ -167,10 +167,10 @@ class NotWeights:
 
 def test_model_files_of_another_kind_architecture_or_variant_are_named(tmp_path):
     from uvhmr.models.dmp import DMPNet
-    from uvhmr.train.dmp import load_dmp
-    from uvhmr.train.hmr import load_hmr
-    from uvhmr.train.ik import load_ik
-    from uvhmr.train.uvi import load_uvi
+    from uvhmr.models.dmp import load_dmp
+    from uvhmr.models.hmr import load_hmr
+    from uvhmr.models.ik import load_ik
+    from uvhmr.models.uvi import load_uvi
     net = DMPNet("resnet18", 2, parts=14)
     cfg = {"backbone": "resnet18", "out_stride": 2, "joints": 14, "image_size": 48, "variant": "dmp14"}
     torch.save({"state_dict": net.state_dict(), "config": cfg}, tmp_path / "dmp14.pt")
@@ -232,7 +232,8 @@ def _smpl_fixture():
 
 
 def test_smpl_files_of_the_wrong_kind_are_named(tmp_path):
-    from uvhmr.body.smpl import check_smpl_files, export_smpl
+    from uvhmr.body.smpl import export_smpl
+    from uvhmr.config import check_smpl_files
     h = _smpl_fixture()
     data, _, face_uv, head_top = h.synthetic_smpl()
     h.write_uv_obj(tmp_path / "uv.obj", data, face_uv, np.random.default_rng(1))

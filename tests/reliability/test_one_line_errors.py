@@ -18,7 +18,8 @@ from conftest import venv_env
 from reliability_tools import set_key
 from uvhmr import predict_cli as P
 from uvhmr.config import ConfigError, parse_params, rule_params, rule_params_dict
-from uvhmr.errors import AssetError, InputError, one_line
+from uvhmr.errors import AssetError, InputError
+from uvhmr.faults import one_line
 from uvhmr.io import sha256
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,7 +7,9 @@ import torch
 from uvhmr.config import IkTrainParams
 from uvhmr.evaluate import metrics as M
 from uvhmr.models.ik import GIKNet
-from uvhmr.train.ik import fast_pose_joints, ik_losses, pose_mesh, prior_poses
+from uvhmr.data.camera_frame import prior_poses
+from uvhmr.models.ik import IKNet, fast_pose_joints, pose_mesh
+from uvhmr.train.ik import heldout_errors, ik_losses, train_step
 
 N_POSES = 16
 
@@ -95,7 +97,6 @@ def test_vertex_loss_gradients_reach_gik_nets_first_layer(anny, targets, trained
 def test_joint_refine_net_learns_from_l_refine_only(anny, targets):
     # GIK-Net's losses (l_theta, l_beta, l_ji, l_vi) stop at its input: trained end to end they
     # pulled J_refine away from the joints (README, Status); l_refine still reaches JointRefineNet.
-    from uvhmr.train.ik import IKNet
     torch.manual_seed(0)
     net = IKNet(anny.num_joints, anny.mean_shape())
     sec, vidx = IkTrainParams(), _vertex_subset(anny)
@@ -138,7 +139,6 @@ def test_a_short_training_run_lowers_the_held_out_joint_error(anny):
     # train_ik's own step (train_step: augmentation, clean GIK-Net rows, eq. 3 on every row) on
     # prior poses; scored on other poses, never trained on, before and after.
     from uvhmr.data.augment import JointAugment
-    from uvhmr.train.ik import IKNet, heldout_errors, train_step
     train = prior_poses(anny, 256, seed=0, reject_penetration=False)
     held = {"joints": prior_poses(anny, 128, seed=1, reject_penetration=False)["joints"]}
     held["observed"] = torch.rand(128, 14, generator=torch.Generator().manual_seed(1)) >= 0.3

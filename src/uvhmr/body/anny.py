@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from uvhmr.body.joints import LSP14_NAMES, SMPL24_NAMES, make_joint_set, mirror_permutation
-from uvhmr.body.model import ASSETS, EXPORT_VERSION, BodyModel, face_mirror_from_vertices, joint_set_arrays
+from uvhmr.body.base import ASSETS, EXPORT_VERSION, BodyModel, face_mirror_from_vertices, joint_set_arrays
 from uvhmr.io import atomic_dir, sort_safetensors_metadata
 
 MODEL_DATA = "model.safetensors"

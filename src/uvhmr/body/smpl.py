@@ -23,18 +23,17 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from uvhmr.body.joints import LSP14_NAMES, SMPL24_NAMES, SMPL24_PARENTS, SMPL24_TO_LSP14, make_joint_set, mirror_permutation
-from uvhmr.body.model import ASSETS, EXPORT_VERSION, BodyModel, face_mirror_from_vertices, joint_set_arrays
+from uvhmr.body.base import ASSETS, EXPORT_VERSION, BodyModel, face_mirror_from_vertices, joint_set_arrays
+from uvhmr.config import SMPL_FILES, check_smpl_files
 from uvhmr.errors import AssetError
 from uvhmr.io import atomic_dir
 
-SMPL_FILES = {"neutral": "SMPL_NEUTRAL.pkl", "male": "SMPL_MALE.pkl", "female": "SMPL_FEMALE.pkl"}
 # Largest distance (m) between a template vertex reflected through x = 0 and its mirror vertex.
 MIRROR_TOLERANCE = 1e-3
 # smplx appends vertex keypoints (nose, eyes, toes, finger tips) at SMPL+H vertex indices; we use
@@ -43,36 +42,9 @@ _NO_EXTRA_JOINTS = dict(vertex_ids={k: 0 for k in ("nose", "reye", "leye", "rear
                         use_hands=False, use_feet_keypoints=False)
 
 
-def _show(value) -> str:
-    return json.dumps(value) if isinstance(value, str) else ("null" if value is None else repr(value))
-
-
 def smpl_file(bm) -> Path:
     """The SMPL pickle that `bm` selects (smpl_dir / SMPL_<GENDER>.pkl), absolute."""
     return (Path(bm.smpl_dir).expanduser() / SMPL_FILES[bm.smpl_gender]).resolve()
-
-
-def check_smpl_files(bm, source: str) -> None:
-    """Raise a one-line ConfigError unless the SMPL files `bm` names exist (backend smpl)."""
-    from uvhmr.config import ConfigError  # lazy: config imports this module lazily too
-
-    want = SMPL_FILES.get(bm.smpl_gender, SMPL_FILES["neutral"])
-    expect = (f"expected a folder holding {want} (SMPL_NEUTRAL.pkl, SMPL_MALE.pkl or SMPL_FEMALE.pkl "
-              f"per body_model.smpl_gender)")
-    d = bm.smpl_dir
-    if d is None:
-        raise ConfigError(f"{source}: body_model.smpl_dir: {expect}, got null")
-    p = Path(d).expanduser()
-    if not p.is_dir():
-        raise ConfigError(f"{source}: body_model.smpl_dir: {expect}, got {_show(d)} (no such folder)")
-    if not (p / want).is_file():
-        raise ConfigError(f"{source}: body_model.smpl_dir: {expect}, got {_show(d)} (it has no {want})")
-    expect = "expected an OBJ file with SMPL's topology and UVs (v, vt and f a/at b/bt c/ct lines)"
-    obj = bm.smpl_uv_obj
-    if obj is None:
-        raise ConfigError(f"{source}: body_model.smpl_uv_obj: {expect}, got null")
-    if not Path(obj).expanduser().is_file():
-        raise ConfigError(f"{source}: body_model.smpl_uv_obj: {expect}, got {_show(obj)} (no such file)")
 
 
 # ---------------------------------------------------------------------------------- UV OBJ

@@ -1,9 +1,10 @@
 """dmp_cache: run a trained DMP on stage2_train and test; keep its UV-space outputs and J_initial.
 
 Output folder, one subfolder per split (`stage2_train`, `test`), arrays memory-mappable:
-  uv_feat.npy   (N, C, 64, 64) float16  local features warped into UV (scatter-mean)
-  uv_maps.npy   (N, 9, 64, 64) float16  M_j, M_l, M_d warped into UV (metres, root-relative)
-  hits.npy      (N, 64, 64) uint8       image pixels that landed in each texel (capped at 255)
+  uv_feat.npy   (N, C, R, R) float16    local features warped into UV (scatter-mean), R = the
+                                        DMP's uv_res (64 by default)
+  uv_maps.npy   (N, 9, R, R) float16    M_j, M_l, M_d warped into UV (metres, root-relative)
+  hits.npy      (N, R, R) uint8         image pixels that landed in each texel (capped at 255)
   j_initial.npy (N, K, 3) float32       mean of M_j over each predicted A_uv part's pixels
   observed.npy  (N, K) bool             the part had an observed texel
   camera.npy    (N, 3) float32          DMP's weak-perspective camera (s, tx, ty)
@@ -21,9 +22,9 @@ from tqdm import tqdm
 
 from uvhmr.cache import CacheSplit, close_split_arrays, open_split_arrays
 from uvhmr.data.dataset import SampleDataset
+from uvhmr.device import pick_device
 from uvhmr.io import atomic_dir
-from uvhmr.train.dmp import UV_RES, j_initial, load_dmp
-from uvhmr.train.trainer import pick_device
+from uvhmr.models.dmp import j_initial, load_dmp
 
 ARRAYS = ("uv_feat", "uv_maps", "hits", "j_initial", "observed", "camera", "index")
 
@@ -33,7 +34,7 @@ def dmp_rows(net, images: torch.Tensor, k: int) -> dict:
     cache's dtypes (module docstring; every array but `index`). The cache rule and `predict` both
     call this, so UVI sees at prediction time exactly the (float16-rounded) inputs it trained on."""
     out = net(images)
-    j, obs, w = j_initial(out, k)
+    j, obs, w = j_initial(out, k, net.uv_res)
     return {"uv_feat": w["uv_feat"].half(), "uv_maps": w["uv_maps"].half(),
             "hits": w["hits"].clamp(max=255).to(torch.uint8), "j_initial": j.float(), "observed": obs,
             "camera": out["camera"].float()}
@@ -44,6 +45,7 @@ def run_dmp_cache(rp, model_path: Path, data_dirs: dict[str, Path], uv_dir: Path
     device = pick_device(rp.run.device)
     net, cfg = load_dmp(model_path, device)
     k = int(cfg["joints"])
+    res = net.uv_res
     with atomic_dir(out_dir) as tmp:
         for split, data in data_dirs.items():
             # Caches always see the split's occluders: stage 2 learns from DMP's real test-time errors.
@@ -51,8 +53,8 @@ def run_dmp_cache(rp, model_path: Path, data_dirs: dict[str, Path], uv_dir: Path
             n = len(ds)
             d = tmp / split
             c = net.local[0].out_channels
-            shapes = {"uv_feat": ((n, c, UV_RES, UV_RES), np.float16), "uv_maps": ((n, 9, UV_RES, UV_RES), np.float16),
-                      "hits": ((n, UV_RES, UV_RES), np.uint8), "j_initial": ((n, k, 3), np.float32),
+            shapes = {"uv_feat": ((n, c, res, res), np.float16), "uv_maps": ((n, 9, res, res), np.float16),
+                      "hits": ((n, res, res), np.uint8), "j_initial": ((n, k, 3), np.float32),
                       "observed": ((n, k), np.bool_), "camera": ((n, 3), np.float32), "index": ((n,), np.int64)}
             arr = open_split_arrays(d, shapes)
             loader = DataLoader(ds, batch_size=rp.section.batch_size)
@@ -65,7 +67,7 @@ def run_dmp_cache(rp, model_path: Path, data_dirs: dict[str, Path], uv_dir: Path
                         arr[name][sl] = v.cpu().numpy()
                     arr["index"][sl] = b["index"].numpy()
                     row += len(b["image"])
-            close_split_arrays(d, arr, {"variant": cfg["variant"], "joints": k, "uv_res": UV_RES,
+            close_split_arrays(d, arr, {"variant": cfg["variant"], "joints": k, "uv_res": res,
                                         "feature_channels": c, "samples": n, "dataset": str(data)})
             del arr
             log(f"dmp_cache {cfg['variant']} {split}: {n} samples; J_initial observed for "

@@ -27,6 +27,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from uvhmr.body.joints import mirror_axis_angle
+from uvhmr.data.format import FORMAT, INDEX, VERSION
 from uvhmr.data.occlusion import OcclusionParams, composite, joint_visibility, occluder_mask, occluders
 from uvhmr.data.shards import Shard, ShardError, unpack_mask
 
@@ -48,7 +50,6 @@ class Augment:
 
 
 def _read_index(root: Path) -> dict:
-    from uvhmr.data.synthetic import FORMAT, INDEX, VERSION
     f = root / INDEX
     if not f.is_file():
         raise FileNotFoundError(f"{f}: no dataset split here; run the workflow's dataset rule first")
@@ -92,7 +93,6 @@ def read_sample(shard: Shard, j: int, size: int, uv_scale: float) -> dict:
 
 def flip_sample(s: dict, mirror: dict, size: int) -> dict:
     """The left-right mirror of a sample (numpy dict, see read_sample; alpha optional)."""
-    from uvhmr.body.joints import mirror_axis_angle
     o = dict(s)
     for k in ("image", "mask", "uv", "M_l", "part14", "part24", "alpha"):
         if k in s:

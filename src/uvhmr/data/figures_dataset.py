@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from uvhmr.data.dataset import SampleDataset
+
 # Colour scales (metres) shared by every sample, so colours compare across rows.
 LOCATION_RANGE = 0.8
 DISPLACEMENT_RANGE = 0.25
@@ -29,8 +31,6 @@ def write_dataset_figure(split_dir: Path, out: Path, rows: int = 4) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from uvhmr.data.dataset import SampleDataset
     ds = SampleDataset(split_dir, joints=14, augment=None, occlusion=True)
     n = min(rows, len(ds))
     idx = np.linspace(0, len(ds) - 1, n).round().astype(int) if n else []

@@ -31,6 +31,14 @@ import numpy as np
 import torch
 
 from uvhmr.body.joints import LSP14_HIPS
+from uvhmr.body.model import load_body_model
+from uvhmr.config import to_dict
+from uvhmr.data import mocap_loaders as ml
+from uvhmr.data.mocap_figure import mocap_figure, part_colours
+from uvhmr.data.mocap_loaders import MocapSourceError, require_smpl
+from uvhmr.data.orientation import AXES, FACING, OrientationSampler, with_orientation
+from uvhmr.data.pose_prior import CATEGORIES, SPINE, PenetrationCheck, PosePrior
+from uvhmr.errors import ConfigError
 from uvhmr.io import atomic_dir, write_json
 
 FORMAT_VERSION = 1
@@ -108,10 +116,8 @@ def _progress(total: int, desc: str):
 
 def run_mocap(rp, body_dir: Path, out_dir: Path, log: Callable[[str], None] = print) -> None:
     """The mocap rule: load the body model exported in `body_dir`, write `out_dir` atomically."""
-    from uvhmr.body.model import load_body_model
     model = load_body_model(body_dir)
     if model.name != rp.body_model.backend:
-        from uvhmr.config import ConfigError
         raise ConfigError(f"{body_dir}: this export is the {model.name!r} body model, but body_model.backend is "
                          f"{rp.body_model.backend!r}; point --body at resources/body/{rp.body_model.backend}")
     build_mocap(rp, model, Path(out_dir), log)
@@ -119,11 +125,9 @@ def run_mocap(rp, body_dir: Path, out_dir: Path, log: Callable[[str], None] = pr
 
 def build_mocap(rp, model, out_dir: Path, log: Callable[[str], None] = print) -> dict:
     """Same as `run_mocap` with a loaded body model (tests pass small models). -> the manifest."""
-    from uvhmr.config import to_dict
     sec = rp.section
     t0 = time.perf_counter()
     if sec.source != "prior":
-        from uvhmr.data.mocap_loaders import MocapSourceError, require_smpl
         require_smpl(sec.source, model.name)
         if not sec.files:
             raise MocapSourceError(f"mocap.files: mocap.source {sec.source} needs the folder of your {sec.source} files, got null")
@@ -151,7 +155,6 @@ def build_mocap(rp, model, out_dir: Path, log: Callable[[str], None] = print) ->
 
 
 def _build_prior(rp, model, tmp: Path, sizes: dict, manifest: dict, log) -> list:
-    from uvhmr.data.pose_prior import CATEGORIES, PenetrationCheck, PosePrior
     sec = rp.section
     prior = PosePrior.from_model(model, sec.categories)
     check = PenetrationCheck(model, depth=sec.penetration_depth, min_vertices=sec.penetration_vertices,
@@ -228,7 +231,6 @@ def _figure_body(category: str, pose: torch.Tensor, shape: torch.Tensor, lsp14: 
         return label, pose, shape
     import roma
 
-    from uvhmr.data.orientation import AXES, FACING, OrientationSampler, with_orientation
     # A yaw of 90 deg turns the lying trunk across the front view, so that view shows it lengthwise.
     sampler = OrientationSampler(up_axis=up_axis, yaw_min=90.0, yaw_max=90.0)
     rv = sampler.sample(1, seed, torch.ones(1, dtype=torch.bool), lsp14[None])
@@ -239,7 +241,6 @@ def _figure_body(category: str, pose: torch.Tensor, shape: torch.Tensor, lsp14: 
 
 
 def _build_licensed(rp, model, tmp: Path, sizes: dict, manifest: dict, log) -> list:
-    from uvhmr.data import mocap_loaders as ml
     sec = rp.section
     seqs = ml.list_sequences(sec.source, sec.files, sec.fps, log=log)
     rng = np.random.default_rng([rp.run.seed, 7])
@@ -341,7 +342,6 @@ def _split_sequences(seqs: list, sizes: dict, rng: np.random.Generator, log) -> 
 # ---------------------------------------------------------------------------------- figure
 
 def _figure(path: Path, model, tmp: Path, manifest: dict, bodies: list) -> None:
-    from uvhmr.data.mocap_figure import mocap_figure, part_colours
     faces = model.faces.cpu().numpy()
     rgb = part_colours(model.vertex_part.cpu().numpy(), faces, model.joint_names)
     with torch.no_grad():
@@ -362,7 +362,6 @@ def _figure(path: Path, model, tmp: Path, manifest: dict, bodies: list) -> None:
             hist.append((label, values, lo_hi))
 
     if model.name == "anny":
-        from uvhmr.data.pose_prior import PosePrior, SPINE
         prior = PosePrior.from_model(model)
         comp("upperleg01.L", 0, "left hip flexion (-X of upperleg01.L)", -1)
         comp("upperleg01.L", 1, "left hip adduction (+Y of upperleg01.L)")

@@ -29,7 +29,7 @@ from typing import Optional
 
 import numpy as np
 
-from uvhmr.config import ConfigError
+from uvhmr.errors import ConfigError
 
 SOURCES = ("amass", "aistpp", "spin_fits")
 SMPL_JOINTS = 24

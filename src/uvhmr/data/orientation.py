@@ -30,6 +30,7 @@ import roma
 import torch
 
 from uvhmr.body.joints import LSP14_HIPS, LSP14_NAMES
+from uvhmr.data.pose_prior import CATEGORIES
 
 AXES = {"z": (2, 0, 1), "y": (1, 0, 2)}   # up axis -> (up, lateral, forward) coordinate indices
 FACING = {"z": (0.0, -1.0, 0.0), "y": (0.0, 0.0, 1.0)}   # up axis -> the way the body faces
@@ -141,7 +142,6 @@ def lying_rows(rows: dict) -> Optional[torch.Tensor]:
     categories (licensed sources)."""
     if "category" not in rows:
         return None
-    from uvhmr.data.pose_prior import CATEGORIES
     return torch.as_tensor(rows["category"]).long() == CATEGORIES.index("lying")
 
 

@@ -39,9 +39,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import roma
 import torch
 
-from uvhmr.config import ConfigError
+from uvhmr.errors import ConfigError
 
 CATEGORIES = ("standing", "walking", "running", "sitting", "reaching", "crouching", "lying", "arms_overhead")
 
@@ -103,13 +104,11 @@ def _rot(axis: int, deg: np.ndarray) -> np.ndarray:
 
 def rotvec_to_matrix(v: np.ndarray) -> np.ndarray:
     """(..., 3) axis-angle (radians) -> (..., 3, 3) (via roma, float64)."""
-    import roma
     return roma.rotvec_to_rotmat(torch.as_tensor(np.asarray(v, dtype=np.float64))).numpy()
 
 
 def matrix_to_rotvec(R: np.ndarray) -> np.ndarray:
     """(..., 3, 3) -> (..., 3) axis-angle with angle in [0, pi] (via roma, float64)."""
-    import roma
     return roma.rotmat_to_rotvec(torch.as_tensor(np.asarray(R, dtype=np.float64))).numpy()
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from uvhmr.data.render import Light
+from uvhmr.uv.texels import build_lookup
 
 # ----------------------------------------------------------------------------- camera
 
@@ -163,7 +164,6 @@ class TextureSpace:
 
 def texture_space(body, face_uv: np.ndarray, size: int) -> TextureSpace:
     """Build the per-texel fields once per process (about 0.5 s at 256)."""
-    from uvhmr.uv.texels import build_lookup
     faces = body.faces.numpy()
     lk = build_lookup(face_uv, size)
     with torch.no_grad():

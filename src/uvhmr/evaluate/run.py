@@ -2,7 +2,7 @@
 fixed test split. One JSON per target with summary metrics and the per-sample errors (for the
 report's paired bootstrap).
 
-All errors in mm on LSP-14, root = mid-hips (DESIGN §7); PA = per-sample similarity Procrustes;
+All errors in mm on LSP-14, root = mid-hips (docs/design.md, scoring); PA = per-sample similarity Procrustes;
 "visible" = Table 4's Nonoccluded: Procrustes on all joints, error over visible joints only.
 """
 from __future__ import annotations
@@ -15,17 +15,29 @@ import roma
 import torch
 
 from uvhmr.body.joints import SMPL24_TO_LSP14
+from uvhmr.body.model import load_body_model
 from uvhmr.cache.dmp import DmpCache
 from uvhmr.cache.ik import IkCache
+from uvhmr.data.camera_frame import to_camera_frame
 from uvhmr.data.dataset import SampleDataset
+from uvhmr.data.format import INDEX
+from uvhmr.data.mocap import open_mocap
+from uvhmr.data.orientation import OrientationSampler, rotate_points
+from uvhmr.data.scene import canonical_rotation
+from uvhmr.device import pick_device
 from uvhmr.evaluate import metrics as M
 from uvhmr.evaluate.iterative_ik import fit_iterative_ik
 from uvhmr.io import write_json
-from uvhmr.train.trainer import pick_device
-from uvhmr.uv.gt import root_of
+from uvhmr.models.dmp import UV_RES
+from uvhmr.models.hmr import load_hmr
+from uvhmr.models.ik import load_ik, pose_mesh
+from uvhmr.models.uvi import infer, load_uvi, uvi_inputs
+from uvhmr.uv.assets import load_uv_assets
+from uvhmr.uv.gt import gt_uv_maps, root_of
+from uvhmr.uv.texels import iuv_to_uv
 
 
-def _gt(data_dir: Path, index: np.ndarray, body, seed: int) -> dict:
+def ground_truth(data_dir: Path, index: np.ndarray, body, seed: int) -> dict:
     """Ground truth of test samples `index` (dataset order): LSP joints, 24 joints, visibility,
     vertices (camera frame, mid-hip-relative)."""
     ds = SampleDataset(data_dir, joints=14, augment=None, occlusion=True, seed=seed)
@@ -70,7 +82,6 @@ def _summarize(per_sample: dict) -> dict:
 
 def data_provenance(data_dir) -> dict:
     """Which data a score comes from: the test split's folder and its index.json's description."""
-    from uvhmr.data.synthetic import INDEX
     try:
         index = json.loads((Path(data_dir) / INDEX).read_text())
     except (OSError, ValueError):
@@ -82,7 +93,6 @@ def data_provenance(data_dir) -> dict:
 
 
 def evaluate_target(target: str, kind: str, inputs: dict, rp, log=print) -> dict:
-    from uvhmr.body.model import load_body_model
     device = pick_device(rp.run.device)
     body = load_body_model(inputs["body"])
     result = {"target": target, "kind": kind, "profile": rp.profile, "data": data_provenance(inputs["data"])}
@@ -91,7 +101,7 @@ def evaluate_target(target: str, kind: str, inputs: dict, rp, log=print) -> dict
     if kind == "dmp":
         pred = dmp_predictions(inputs["dmp_cache"])
         index = pred["index"]
-        gt = _gt(inputs["data"], index, body, rp.run.seed)
+        gt = ground_truth(inputs["data"], index, body, rp.run.seed)
         j, obs = pred["joints"], pred["observed"]               # a joint never observed sits at the root
         if j.shape[1] == 24:
             idx = list(SMPL24_TO_LSP14[:13])
@@ -107,7 +117,7 @@ def evaluate_target(target: str, kind: str, inputs: dict, rp, log=print) -> dict
     elif kind == "ik":
         cache = IkCache(inputs["ik_cache"], "test")
         index = np.asarray(cache.arrays["index"])
-        gt = _gt(inputs["data"], index, body, rp.run.seed)
+        gt = ground_truth(inputs["data"], index, body, rp.run.seed)
         j_in, observed = _dmp_test(inputs["dmp_cache"])
         seeds = _ik_seeds(inputs["model"], j_in, observed, body, gt, device)
         for ps in seeds:        # J_initial on the same rows, next to what IK makes of it
@@ -179,7 +189,6 @@ def ik_predictions(model_dir, j_in: torch.Tensor, observed: torch.Tensor, body, 
     """Every seed (or the first `seeds`) of an IK variant fed (N, 14, 3) joints with an observed
     mask -> per seed {"seed", "j_refine": JointRefineNet's joints, "mesh_joints" and "vertices":
     GIK-Net's posed mesh}, camera frame, mid-hip-relative, metres, on the CPU."""
-    from uvhmr.train.ik import load_ik, pose_mesh
     out = []
     for f in seed_models(model_dir)[:seeds]:
         net, _ = load_ik(f, device)
@@ -194,22 +203,22 @@ def uvi_predictions(model_dir, make_inputs, uv, device, seeds: int | None = None
     """Every seed (or the first `seeds`) of a UVI variant, fed by `make_inputs(cfg) -> (inputs,
     camera)` -> per seed {"seed", "joints": A_uv part means of UV_j, "vertices": UV_l at the
     vertex UVs, "camera": UVI's weak-perspective camera}, on the CPU."""
-    from uvhmr.train.uvi import OUT_RES, infer, load_uvi
-    sampler, labels = uv.sampler(OUT_RES).to(device), uv.auv(14, OUT_RES).to(device)
+    at = {}         # out_res -> (UVSampler, A_uv-14 labels) at UVI's output resolution
     out = []
     for f in seed_models(model_dir)[:seeds]:
         net, cfg = load_uvi(f, device)
+        if net.out_res not in at:
+            at[net.out_res] = uv.sampler(net.out_res).to(device), uv.auv(14, net.out_res).to(device)
         x, cam = make_inputs(cfg)
         with torch.no_grad():
             o = net(x.to(device), cam.to(device))
-            joints, verts = infer(o, sampler, labels)
+            joints, verts = infer(o, *at[net.out_res])
         out.append({"seed": f.stem, "joints": joints.cpu(), "vertices": verts.cpu(), "camera": o["camera"].cpu()})
     return out
 
 
 def uvi_cache_inputs(dmp_dir, ik_dir, rows=None, split: str = "test"):
     """`make_inputs` for uvi_predictions from the DMP and IK caches (cache rows `rows`, all by default)."""
-    from uvhmr.train.uvi import uvi_inputs
     dmp, ik = DmpCache(dmp_dir, split), IkCache(ik_dir, split)
     rows = np.arange(len(dmp)) if rows is None else np.asarray(rows)
     return lambda cfg: uvi_inputs(dmp, ik, rows, cfg["use_dmp"], cfg["use_ik"])
@@ -241,24 +250,21 @@ def _uvi_seed_metrics(model_dir, make_inputs, uv, gt, device) -> list[dict]:
 
 
 def _uvi_seeds(inputs, body, rp, device) -> list[dict]:
-    from uvhmr.uv.assets import load_uv_assets
     dmp = DmpCache(inputs["dmp_cache"], "test")
-    gt = _gt(inputs["data"], np.asarray(dmp.arrays["index"]), body, rp.run.seed)
+    gt = ground_truth(inputs["data"], np.asarray(dmp.arrays["index"]), body, rp.run.seed)
     uv = load_uv_assets(inputs["uv"], body.faces.numpy())
     return _uvi_seed_metrics(inputs["model"], uvi_cache_inputs(inputs["dmp_cache"], inputs["ik_cache"]), uv, gt, device)
 
 
 def _hmr(inputs, body, rp, device) -> dict:
-    from uvhmr.train.hmr import load_hmr, posed_joints
-    import roma as _r
     ds = SampleDataset(inputs["data"], joints=14, augment=None, occlusion=True, seed=rp.run.seed)
     index = np.arange(len(ds))
-    gt = _gt(inputs["data"], index, body, rp.run.seed)
+    gt = ground_truth(inputs["data"], index, body, rp.run.seed)
     net, _ = load_hmr(inputs["model"], body, device)
     with torch.no_grad():
         images = torch.stack([it["image"] for it in gt["items"]])
         p = net(images.to(device))
-        out = body(_r.rotmat_to_rotvec(p["rotmats"]).cpu(), p["shape"].cpu())
+        out = body(roma.rotmat_to_rotvec(p["rotmats"]).cpu(), p["shape"].cpu())
         root = root_of(out.lsp14)
     ps = joint_metrics(out.lsp14 - root, gt)
     ps.update(mesh_metrics(out.vertices - root, out.lsp14 - root, gt))
@@ -266,9 +272,6 @@ def _hmr(inputs, body, rp, device) -> dict:
 
 
 def _mean_pose(inputs, body, rp) -> dict:
-    from uvhmr.data.mocap import open_mocap
-    from uvhmr.data.orientation import OrientationSampler, rotate_points
-    from uvhmr.data.scene import canonical_rotation
     m = open_mocap(inputs["mocap"], "train")
     n = min(len(m), 5000)
     b = m.batch(np.arange(n))
@@ -276,7 +279,7 @@ def _mean_pose(inputs, body, rp) -> dict:
     C = torch.as_tensor(canonical_rotation(body.up_axis), dtype=torch.float32)
     mean = (rotate_points(b["lsp14"].float(), rv) @ C.T).mean(0)
     ds = SampleDataset(inputs["data"], joints=14, augment=None, occlusion=True, seed=rp.run.seed)
-    gt = _gt(inputs["data"], np.arange(len(ds)), body, rp.run.seed)
+    gt = ground_truth(inputs["data"], np.arange(len(ds)), body, rp.run.seed)
     return joint_metrics(mean[None].expand(len(ds), -1, -1), gt)
 
 
@@ -284,7 +287,7 @@ def _iterative_ik(inputs, body, rp, device, log, iterations: int = 50) -> dict:
     """Fit pose and shape through the body model to DMP's observed J_initial joints (Adam)."""
     ji, obs = _dmp_test(inputs["dmp_cache"])
     c = DmpCache(inputs["dmp_cache"], "test")
-    gt = _gt(inputs["data"], np.asarray(c.arrays["index"]), body, rp.run.seed)
+    gt = ground_truth(inputs["data"], np.asarray(c.arrays["index"]), body, rp.run.seed)
     pose, shape = fit_iterative_ik(body, ji, obs, iterations)
     with torch.no_grad():
         out = body(pose, shape)
@@ -298,8 +301,6 @@ def _ik_heldout_mocap(model_dir, mocap_dir, body, rp, device, n: int = 1000, zer
     """IK on held-out mocap poses (the mocap rule's val split, put in the camera frame as the
     dataset would photograph them) with `zero` of the joints zeroed, as in training: MPJPE of the
     input (zeroed joints at the root), of J_refine and of GIK-Net's mesh joints, mean over seeds."""
-    from uvhmr.data.mocap import open_mocap
-    from uvhmr.train.ik import to_camera_frame
     m = open_mocap(mocap_dir, "val")
     rows = m.batch(np.arange(min(n, len(m))))
     gt = to_camera_frame(rows, rp.run.seed + 1, body.up_axis)["joints"]
@@ -311,7 +312,6 @@ def _ik_heldout_mocap(model_dir, mocap_dir, body, rp, device, n: int = 1000, zer
                 for p in ik_predictions(model_dir, j_in, observed, body, device)]
     # GIK-Net alone, fed the complete ground-truth joints straight (no refiner, nothing zeroed):
     # its mesh joints' MPJPE (issue #20's `heldout_mocap_gik_gt_mesh_mpjpe`).
-    from uvhmr.train.ik import load_ik, pose_mesh
     for ps, f in zip(per_seed, seed_models(model_dir)):
         net, _ = load_ik(f, device)
         with torch.no_grad():
@@ -325,7 +325,7 @@ def _ik_heldout_mocap(model_dir, mocap_dir, body, rp, device, n: int = 1000, zer
 def _oracle_ik(inputs, body, rp, device) -> list[dict]:
     """IK fed ground-truth joints with 30 % of them zeroed."""
     ds = SampleDataset(inputs["data"], joints=14, augment=None, occlusion=True, seed=rp.run.seed)
-    gt = _gt(inputs["data"], np.arange(len(ds)), body, rp.run.seed)
+    gt = ground_truth(inputs["data"], np.arange(len(ds)), body, rp.run.seed)
     g = torch.Generator().manual_seed(rp.run.seed)
     obs = torch.rand(gt["joints"].shape[:2], generator=g) >= 0.3
     return _ik_seeds(inputs["model"], gt["joints"] * obs[..., None], obs, body, gt, device)
@@ -334,12 +334,8 @@ def _oracle_ik(inputs, body, rp, device) -> list[dict]:
 def _oracle_uvi(inputs, body, rp, device) -> list[dict]:
     """UVI fed ground truth: the true M_j, M_l, M_d warped into UV through the true IUV (no image
     features), and the true mesh and joints in place of IK's."""
-    from uvhmr.train.dmp import UV_RES
-    from uvhmr.uv.assets import load_uv_assets
-    from uvhmr.uv.gt import gt_uv_maps
-    from uvhmr.uv.texels import iuv_to_uv
     ds = SampleDataset(inputs["data"], joints=14, augment=None, occlusion=True, seed=rp.run.seed)
-    gt = _gt(inputs["data"], np.arange(len(ds)), body, rp.run.seed)
+    gt = ground_truth(inputs["data"], np.arange(len(ds)), body, rp.run.seed)
     items = gt["items"]
     uv = load_uv_assets(inputs["uv"], body.faces.numpy())
     s64, l64 = uv.sampler(UV_RES), uv.auv(14, UV_RES)

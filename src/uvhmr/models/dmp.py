@@ -1,4 +1,5 @@
-"""DMP, the dense map prediction module (paper §3.1, DESIGN §6).
+"""DMP, the dense map prediction module (paper §3.1; docs/design.md, DMP), and the inference-time
+steps on its output: J_initial (`j_initial`) and the warp into UV space (`warp_to_uv`).
 
 An image encoder (`models/encoders.py`: ResNet or EfficientNet-Lite), a decoder with skip connections up to 1/`out_stride` of the input, and heads for
 the body mask (logits), the UV coordinates (sigmoid), the A_uv part of each body pixel (logits,
@@ -9,16 +10,22 @@ The decoder's last features are the local features UVI later warps into UV space
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from uvhmr.body.joints import SMPL24_TO_LSP14
+from uvhmr.modelfile import load_model_file
 from uvhmr.models.encoders import STRIDES, Encoder
+from uvhmr.uv.gt import joints_from_uv
+from uvhmr.uv.texels import iuv_to_uv
 
 MAPS = ("mj", "ml", "md")     # the camera-frame maps: joint, surface point, their difference
 AGGREGATES = ("parts", "attention")   # how J_initial weighs M_j's pixels: see `joint_weights`
+UV_RES = 64                   # the default UV resolution of the warped maps and features (UVI's input)
 
 
 def conv_bn(cin: int, cout: int) -> nn.Sequential:
@@ -139,18 +146,19 @@ class DMPNet(nn.Module):
     """(B, 3, H, W) RGB image in [0, 1] -> dict:
       mask (B, 1, h, w) logits; uv (B, 2, h, w) in [0, 1]; parts (B, K, h, w) logits; mj, ml, md (B, 3, h, w) metres;
       camera (B, 3) weak perspective (s, tx, ty); features (B, C, h, w) local features;
-    with h = H / out_stride."""
+    with h = H / out_stride. `uv_res` (R) is the side of the UV maps its outputs are warped into
+    (`warp_to_uv`, `j_initial`): no weights depend on it, the model file's config records it."""
 
     def __init__(self, backbone: str = "resnet18", out_stride: int = 2, decoder_channels: int = 64,
                  feature_channels: int = 32, pretrained: Optional[str] = None, parts: int = 14, yaw_bins: int = 0,
-                 yaw_depth: bool = False, aggregate: str = "parts"):
+                 yaw_depth: bool = False, aggregate: str = "parts", uv_res: int = UV_RES):
         super().__init__()
         if aggregate not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
         self.aggregate = aggregate
         if yaw_depth and not yaw_bins:
             raise ValueError("yaw_depth needs a yaw head (yaw_bins > 0)")
-        self.yaw_bins, self.yaw_depth = yaw_bins, yaw_depth
+        self.yaw_bins, self.yaw_depth, self.uv_res = yaw_bins, yaw_depth, uv_res
         ncond = 2 if yaw_bins else 0        # (cos, sin) of the body's yaw
         if out_stride not in STRIDES[:2]:
             raise ValueError(f"out_stride must be 2 or 4, got {out_stride}")
@@ -204,3 +212,63 @@ class DMPNet(nn.Module):
         out["camera"] = self.camera(g)
         out["features"] = feat
         return out
+
+
+# ----------------------------------------------------------------------------- inference
+
+def predicted_iuv(out: dict) -> torch.Tensor:
+    """DMPNet output -> (B, 3, h, w) IUV (mask > 0.5, u, v) at the network's output resolution."""
+    m = (torch.sigmoid(out["mask"]) > 0.5).to(out["uv"].dtype)
+    return torch.cat([m, out["uv"] * m], 1)
+
+
+def warp_to_uv(out: dict, res: int = UV_RES) -> dict:
+    """Warp DMP's maps and local features into UV through its own predicted IUV.
+    -> uv_maps (B, 9, R, R): M_j, M_l, M_d warped; uv_feat (B, C, R, R); hits (B, R, R) int."""
+    iuv = predicted_iuv(out)
+    maps = torch.cat([out["mj"], out["ml"], out["md"]], 1)
+    warped, count = iuv_to_uv(torch.cat([maps, out["features"]], 1), iuv, res)
+    return {"uv_maps": warped[:, :9], "uv_feat": warped[:, 9:], "hits": count[:, 0]}
+
+
+def j_initial(out: dict, k: int, res: int = UV_RES):
+    """J_initial: M_j averaged over each part's predicted body pixels, each pixel weighted by the
+    part head's probability of the part (or by the joint's attention, `joint_weights`). A joint is observed when its part is the most likely one
+    of at least one body pixel. Soft weights rather than the argmax part: a pixel the head cannot
+    place (left or right forearm?) then counts half for each instead of all for a wrong one (DMP-14
+    on the default profile: 290 mm instead of 312 mm on stage2_train, the same network).
+    -> (J_initial (B, k, 3) root-relative metres, observed (B, k) bool, the UV warp dict)."""
+    body = (torch.sigmoid(out["mask"]) > 0.5).to(out["mj"].dtype)                 # (B, 1, h, w)
+    top = torch.nn.functional.one_hot(out["parts"].argmax(1), k).permute(0, 3, 1, 2).to(body.dtype)
+    joints, observed = aggregate_joints(out["mj"], body, joint_weights(out, body), top)
+    return joints, observed, warp_to_uv(out, res)
+
+
+def j_initial_uv(warp: dict, labels: torch.Tensor, k: int):
+    """The paper's route: M_j warped into UV by the predicted IUV, averaged over A_uv's observed
+    texels. warp: `warp_to_uv`'s dict (as `j_initial` returns it); labels (R, R) A_uv ->
+    (J_initial (B, k, 3), observed (B, k) bool)."""
+    return joints_from_uv(warp["uv_maps"][:, :3], warp["hits"] > 0, labels, k)
+
+
+def fill_missing_with_root(joints: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+    """docs/design.md, scoring: a J_initial joint with no observed texel is scored at the root (the origin)."""
+    return joints * observed[..., None].to(joints.dtype)
+
+
+def load_dmp(path: str | Path, device="cpu") -> tuple[DMPNet, dict]:
+    """A trained DMP file (weights_only) -> (eval-mode network, its config); ModelFileError naming
+    a file of another kind or architecture. Files written before a setting existed load with its
+    default (yaw_bins 0, yaw_depth off, aggregate parts, uv_res UV_RES)."""
+    return load_model_file(path, "DMP", lambda cfg: DMPNet(
+        cfg["backbone"], cfg["out_stride"], parts=int(cfg["joints"]), yaw_bins=int(cfg.get("yaw_bins", 0)),
+        yaw_depth=bool(cfg.get("yaw_depth", False)), aggregate=cfg.get("aggregate", "parts"),
+        uv_res=int(cfg.get("uv_res", UV_RES))), device)
+
+
+def as_lsp(joints: torch.Tensor, gt_lsp14: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Score 24-joint predictions on their LSP-14 subset (13 joints: the 24-set has no head top)."""
+    if joints.shape[1] == 14:
+        return joints, gt_lsp14
+    idx = list(SMPL24_TO_LSP14[:13])
+    return joints[:, idx], gt_lsp14[:, :13]

@@ -1,4 +1,6 @@
-"""IK module networks (paper §3.2, Fig. 6): JointRefineNet and GIK-Net, Martinez-style MLPs.
+"""The IK module (paper §3.2, Fig. 6): JointRefineNet and GIK-Net, Martinez-style MLPs, as one
+`IKNet`; its model file (`load_ik`); posing the body model with its output (`pose_mesh`,
+`fast_pose_joints`) and the optional "GIK-Net + refinement" fit (`refine_after_gik`).
 
 JointRefineNet: J_initial (B, 14, 3) root-relative metres with missing joints zeroed, plus the
 observed mask (B, 14) -> J_refine (B, 14, 3). GIK-Net: J_refine -> root rotation (6D), per-bone
@@ -6,8 +8,13 @@ pose (axis-angle, the body model's rig) and shape; the body model then poses the
 """
 from __future__ import annotations
 
+import roma
 import torch
 import torch.nn as nn
+
+from uvhmr.body.fast_joints import fast_joint_set
+from uvhmr.modelfile import load_model_file
+from uvhmr.uv.gt import root_of
 
 
 class ResidualBlock(nn.Module):
@@ -63,7 +70,6 @@ def rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
 
 
 def matrix_to_axis_angle(r: torch.Tensor) -> torch.Tensor:
-    import roma
     return roma.rotmat_to_rotvec(r)
 
 
@@ -92,3 +98,73 @@ class GIKNet(nn.Module):
         pose = matrix_to_axis_angle(rot)
         shape = self.mean_shape[None] + y[:, 6 * self.num_bones:]
         return {"root": rot[:, 0], "rotmats": rot, "pose": pose, "shape": shape}
+
+
+class IKNet(nn.Module):
+    """J_initial (B, 14, 3) + observed (B, 14) -> J_refine, and GIK-Net's pose and shape."""
+
+    def __init__(self, num_bones: int, mean_shape: torch.Tensor, refine_dropout: float = 0.1, gik_dropout: float = 0.0):
+        super().__init__()
+        # Dropout 0.1 / 0 rather than the networks' 0.25 / 0.1: in a 600-step CPU budget on 50k
+        # mocap poses nothing overfits, and dropout only slowed both (default profile, held-out
+        # mocap: J_refine 77 -> 70 mm, GIK-Net from ground truth 54 -> 50 mm).
+        self.refine = JointRefineNet(14, dropout=refine_dropout)
+        self.gik = GIKNet(num_bones, len(mean_shape), mean_shape, dropout=gik_dropout)
+
+    def forward(self, j_initial, observed):
+        j_refine = self.refine(j_initial, observed)
+        # GIK-Net's losses stop at its input: trained end to end they pulled J_refine towards
+        # whatever eased GIK-Net (default profile, mocap-only batches, ground-truth joints with 30 %
+        # zeroed: J_refine 185 mm after 1,500 steps end to end, 88 mm after 750 steps detached),
+        # so JointRefineNet learns from l_refine only (eq. 3's L_ii).
+        return {"j_refine": j_refine, **self.gik(j_refine.detach())}
+
+
+def pose_mesh(body, rotmats: torch.Tensor, shape: torch.Tensor):
+    """(B, J, 3, 3) with the root in the camera frame, (B, S) -> (vertices, LSP joints), both
+    camera frame, mid-hip-relative."""
+    out = body(roma.rotmat_to_rotvec(rotmats), shape)
+    root = root_of(out.lsp14)
+    return out.vertices - root, out.lsp14 - root
+
+
+def fast_pose_joints(body, rotmats: torch.Tensor, shape: torch.Tensor, vertex_idx: torch.Tensor | None = None):
+    """pose_mesh without the mesh: (B, J, 3, 3) root in the camera frame, (B, S), vertex_idx (N,)
+    or None -> (LSP joints (B, 14, 3), vertices `vertex_idx` (B, N, 3)), camera frame,
+    mid-hip-relative, metres. Forward kinematics plus the head-top (and N) vertices' skinning
+    (uvhmr.body.fast_joints): about 10x cheaper than pose_mesh with its backward, so every row of
+    every training batch gets l_ji and l_vi."""
+    joints, verts = fast_joint_set(body, body.lsp14, rotmats, shape, vertex_idx)
+    root = root_of(joints)
+    return joints - root, verts - root
+
+
+def load_ik(path, device="cpu"):
+    """An IK model file (weights_only) -> (eval-mode IKNet, its config); ModelFileError naming a file
+    of another kind or architecture."""
+    return load_model_file(path, "IK", lambda cfg: IKNet(cfg["num_bones"], torch.zeros(cfg["shape_dim"])), device)
+
+
+def refine_after_gik(body, rotmats: torch.Tensor, shape: torch.Tensor, joints: torch.Tensor,
+                     observed: torch.Tensor, steps: int = 10, lr: float = 0.01, pose_weight: float = 1e-3):
+    """The named option "GIK-Net + refinement" (not the paper's IK, which is the network alone):
+    a few Adam steps from GIK-Net's answer, fitting the posed LSP joints to `joints`.
+
+    rotmats (B, J, 3, 3) root in the camera frame and shape (B, S), GIK-Net's; joints (B, 14, 3)
+    camera frame, mid-hip-relative, metres; observed (B, 14) bool -> (rotmats, shape), detached.
+    Optimises a rotation offset per bone (axis-angle, R = R_gik exp(delta)) and the shape; the
+    loss is the masked L1 joint error plus `pose_weight` x the mean squared offset (keeps unseen
+    limbs at GIK-Net's guess), like evaluate's iterative fit but through fast_pose_joints."""
+    rot0, shape0 = rotmats.detach(), shape.detach()
+    delta = torch.zeros(rot0.shape[:2] + (3,), dtype=rot0.dtype, device=rot0.device, requires_grad=True)
+    s = shape0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([delta, s], lr=lr)
+    w = observed.to(joints.dtype)[..., None]
+    with torch.enable_grad():
+        for _ in range(steps):
+            j, _ = fast_pose_joints(body, rot0 @ roma.rotvec_to_rotmat(delta), s)
+            loss = ((j - joints).abs() * w).sum() / w.sum().clamp(min=1) + pose_weight * delta.square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return (rot0 @ roma.rotvec_to_rotmat(delta)).detach(), s.detach()

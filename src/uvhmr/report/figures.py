@@ -22,10 +22,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from uvhmr.data.render import LSP14_PARENTS
+from uvhmr.body.model import load_body_model
+from uvhmr.data.dataset import SampleDataset
+from uvhmr.data.render import LSP14_PARENTS, draw_mesh_overlay
+from uvhmr.device import pick_device
 from uvhmr.evaluate import metrics as M
+from uvhmr.evaluate.run import (data_provenance, dmp_predictions, ground_truth, ik_predictions, uvi_cache_inputs,
+                                uvi_predictions)
 from uvhmr.io import atomic_dir
 from uvhmr.report.provenance import git_commit, provenance_line
+from uvhmr.uv.assets import load_uv_assets
 
 # (output name, input key, path inside that input, caption)
 COPIED = (
@@ -76,7 +82,6 @@ def weak_project(points: np.ndarray, cam: np.ndarray, size: float) -> np.ndarray
 def _mesh_overlay(image: np.ndarray, verts: np.ndarray, faces: np.ndarray, cam: np.ndarray, rgb) -> np.ndarray:
     """The mesh drawn over `image` (R, R, 3) uint8 through the weak-perspective camera, as a
     perspective camera DEPTH metres away (1 % scale error for a body 1 m deep)."""
-    from uvhmr.data.render import draw_mesh_overlay
     size = image.shape[0]
     s = float(cam[0])
     if not np.isfinite(verts).all() or not s > 1e-3:
@@ -171,12 +176,6 @@ def qualitative_figure(out: Path, rows: list[dict], faces: np.ndarray, render_si
 
 def fig8_rows(rp, inputs: dict, log=print) -> tuple[list[dict], np.ndarray]:
     """Predict every stage on the chosen test samples. -> (rows for qualitative_figure, faces)."""
-    from uvhmr.body.model import load_body_model
-    from uvhmr.data.dataset import SampleDataset
-    from uvhmr.evaluate.run import (_gt, dmp_predictions, ik_predictions, uvi_cache_inputs,
-                                    uvi_predictions)
-    from uvhmr.train.trainer import pick_device
-    from uvhmr.uv.assets import load_uv_assets
     sec = rp.section
     device = pick_device(rp.run.device)
     body = load_body_model(inputs["body"])
@@ -193,7 +192,7 @@ def fig8_rows(rp, inputs: dict, log=print) -> tuple[list[dict], np.ndarray]:
         raise ValueError(f"figures.samples: {missing} not in the test split's DMP cache ({len(row_of)} samples)")
     rows = np.array([row_of[i] for i in chosen])
     log(f"figures: Fig. 8 on test samples {chosen}")
-    gt = _gt(inputs["data"], np.asarray(chosen), body, rp.run.seed)
+    gt = ground_truth(inputs["data"], np.asarray(chosen), body, rp.run.seed)
     ik = ik_predictions(inputs["ik_model"], dmp["j_initial"][rows], dmp["observed"][rows], body, device, seeds=1)[0]
     uv = load_uv_assets(inputs["uv"], body.faces.numpy())
     uvi = uvi_predictions(inputs["uvi_model"], uvi_cache_inputs(inputs["dmp_cache"], inputs["ik_cache"], rows),
@@ -220,7 +219,6 @@ def fig8_rows(rp, inputs: dict, log=print) -> tuple[list[dict], np.ndarray]:
 def run_figures(rp, inputs: dict, out_dir: Path, log=print) -> None:
     """inputs: data (test split), uv, mocap, body, dmp_cache (dmp14), ik_model (ik14), ik_cache
     (ik14), uvi_model (uvi14): paths. Writes out_dir (reports/<profile>/figures) atomically."""
-    from uvhmr.evaluate.run import data_provenance
     prov = {"profile": rp.profile, "data": data_provenance(inputs["data"]), "commit": git_commit()}
     readme = ["# Figures\n", provenance_line(prov) + " Written by `uvhmr figures`.\n"]
     copied = 0

@@ -16,26 +16,24 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from uvhmr.body.joints import SMPL24_TO_LSP14
+from uvhmr.body.model import load_body_model
 from uvhmr.config import to_dict
 from uvhmr.data.dataset import Augment, SampleDataset
+from uvhmr.device import forward_in, pick_device, training_precision
 from uvhmr.evaluate.metrics import depth_correlation, mpjpe
 from uvhmr.io import save_with
 from uvhmr.losses import dmp_losses
-from uvhmr.models.dmp import DMPNet, aggregate_joints, facing_yaw, joint_weights, yaw_to_bin
+from uvhmr.models.dmp import (DMPNet, aggregate_joints, as_lsp, facing_yaw, fill_missing_with_root, j_initial, j_initial_uv,
+                              joint_weights,
+                              warp_to_uv, yaw_to_bin)
 from uvhmr.models.encoders import check_required
 from uvhmr.train.checkpoint import checkpoint_dir, hash_inputs
-from uvhmr.train.trainer import check_finite, forward_in, pick_device, seed_everything, train_epochs, training_precision
+from uvhmr.train.trainer import check_finite, seed_everything, train_epochs
 from uvhmr.uv.assets import load_uv_assets
-from uvhmr.uv.gt import joints_from_uv
-from uvhmr.uv.texels import iuv_to_uv
-
-UV_RES = 64     # the UV resolution of warped maps and features (UVI's input)
 
 
 def targets(batch: dict, yaw_bins: int = 0) -> dict:
@@ -46,70 +44,6 @@ def targets(batch: dict, yaw_bins: int = 0) -> dict:
         t["yaw"] = facing_yaw(batch["joints3d"])
         t["yaw_bin"] = yaw_to_bin(t["yaw"], yaw_bins)
     return t
-
-
-def predicted_iuv(out: dict) -> torch.Tensor:
-    """DMPNet output -> (B, 3, h, w) IUV (mask > 0.5, u, v) at the network's output resolution."""
-    m = (torch.sigmoid(out["mask"]) > 0.5).to(out["uv"].dtype)
-    return torch.cat([m, out["uv"] * m], 1)
-
-
-def warp_to_uv(out: dict, res: int = UV_RES) -> dict:
-    """Warp DMP's maps and local features into UV through its own predicted IUV.
-    -> uv_maps (B, 9, R, R): M_j, M_l, M_d warped; uv_feat (B, C, R, R); hits (B, R, R) int."""
-    iuv = predicted_iuv(out)
-    maps = torch.cat([out["mj"], out["ml"], out["md"]], 1)
-    warped, count = iuv_to_uv(torch.cat([maps, out["features"]], 1), iuv, res)
-    return {"uv_maps": warped[:, :9], "uv_feat": warped[:, 9:], "hits": count[:, 0]}
-
-
-def j_initial(out: dict, k: int, res: int = UV_RES):
-    """J_initial: M_j averaged over each part's predicted body pixels, each pixel weighted by the
-    part head's probability of the part. A joint is observed when its part is the most likely one
-    of at least one body pixel. Soft weights rather than the argmax part: a pixel the head cannot
-    place (left or right forearm?) then counts half for each instead of all for a wrong one (DMP-14
-    on the default profile: 290 mm instead of 312 mm on stage2_train, the same network).
-    -> (J_initial (B, k, 3) root-relative metres, observed (B, k) bool, the UV warp dict)."""
-    body = (torch.sigmoid(out["mask"]) > 0.5).to(out["mj"].dtype)                 # (B, 1, h, w)
-    top = torch.nn.functional.one_hot(out["parts"].argmax(1), k).permute(0, 3, 1, 2).to(body.dtype)
-    joints, observed = aggregate_joints(out["mj"], body, joint_weights(out, body), top)
-    return joints, observed, warp_to_uv(out, res)
-
-
-def j_initial_uv(warp: dict, labels: torch.Tensor, k: int):
-    """The paper's route: M_j warped into UV by the predicted IUV, averaged over A_uv's observed
-    texels. warp: `warp_to_uv`'s dict (as `j_initial` returns it); labels (R, R) A_uv ->
-    (J_initial (B, k, 3), observed (B, k) bool)."""
-    return joints_from_uv(warp["uv_maps"][:, :3], warp["hits"] > 0, labels, k)
-
-
-def fill_missing_with_root(joints: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
-    """DESIGN §7: a J_initial joint with no observed texel is scored at the root (the origin)."""
-    return joints * observed[..., None].to(joints.dtype)
-
-
-def load_dmp(path: str | Path, device="cpu") -> tuple[DMPNet, dict]:
-    """A trained DMP file (weights_only) -> (eval-mode network, its config)."""
-    p = Path(path)
-    try:
-        blob = torch.load(p, map_location=device, weights_only=True)
-        cfg = blob["config"]
-        net = DMPNet(cfg["backbone"], cfg["out_stride"], parts=int(cfg["joints"]), yaw_bins=int(cfg.get("yaw_bins", 0)),
-                     yaw_depth=bool(cfg.get("yaw_depth", False)), aggregate=cfg.get("aggregate", "parts"))
-        net.load_state_dict(blob["state_dict"])
-    except FileNotFoundError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a file of another kind or architecture
-        raise ValueError(f"{p}: not a DMP model file of this uvhmr ({type(e).__name__}: {str(e).splitlines()[0]})") from None
-    return net.to(device).eval(), cfg
-
-
-def as_lsp(joints: torch.Tensor, gt_lsp14: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Score 24-joint predictions on their LSP-14 subset (13 joints: the 24-set has no head top)."""
-    if joints.shape[1] == 14:
-        return joints, gt_lsp14
-    idx = list(SMPL24_TO_LSP14[:13])
-    return joints[:, idx], gt_lsp14[:, :13]
 
 
 def _at(x: torch.Tensor, size) -> torch.Tensor:
@@ -159,13 +93,13 @@ def evaluate_j_initial(net, loader, labels, k, device) -> dict:
                 cols[key].append(mpjpe(*as_lsp(j, gt)).cpu())
             preds.append(as_lsp(parts["as_used"], gt)[0].cpu())
             truths.append(as_lsp(parts["as_used"], gt)[1].cpu())
-            j, obs = j_initial_uv(warp_to_uv(out), labels.to(device), k)
+            j, obs = j_initial_uv(warp_to_uv(out, net.uv_res), labels.to(device), k)
             cols["val_j_initial_uv_mpjpe_mm"].append(mpjpe(*as_lsp(fill_missing_with_root(j, obs), gt)).cpu())
             if net.yaw_bins:
                 true_yaw = facing_yaw(gt)
                 diff = torch.remainder(out["yaw"] - true_yaw + math.pi, 2 * math.pi) - math.pi
                 cols["val_yaw_within_45deg"].append((diff.abs() < math.pi / 4).float().cpu())
-                j, obs, _ = j_initial(net(b["image"], yaw=true_yaw), k)
+                j, obs, _ = j_initial(net(b["image"], yaw=true_yaw), k, net.uv_res)
                 cols["val_j_initial_gt_yaw_mm"].append(mpjpe(*as_lsp(fill_missing_with_root(j, obs), gt)).cpu())
     net.train()
     row = {name: float(torch.cat(v).mean()) if v else float("nan") for name, v in cols.items()}
@@ -197,9 +131,7 @@ def run_train_dmp(rp, data_dir: Path, uv_dir: Path, body_dir: Path, out: Path, c
     precision = training_precision(device, rp.run.precision)
     seed_everything(rp.run.seed)
     k = sec.joints
-    from uvhmr.body.model import load_body_model
     faces = load_body_model(body_dir).faces.numpy()
-    labels = load_uv_assets(uv_dir, faces).auv(k, UV_RES)
 
     train_ds = SampleDataset(data_dir, joints=k, augment=Augment(), occlusion=sec.synthetic_occlusion, seed=rp.run.seed)
     val_ds = SampleDataset(data_dir, joints=k, augment=None, occlusion=sec.synthetic_occlusion, seed=rp.run.seed)
@@ -214,6 +146,7 @@ def run_train_dmp(rp, data_dir: Path, uv_dir: Path, body_dir: Path, out: Path, c
 
     net = DMPNet(sec.backbone, sec.out_stride, pretrained=sec.pretrained, parts=k, yaw_bins=sec.yaw_bins,
                  yaw_depth=sec.yaw_depth, aggregate=sec.aggregate).to(device)
+    labels = load_uv_assets(uv_dir, faces).auv(k, net.uv_res)
     opt = torch.optim.Adam(param_groups(net, sec.encoder_lr), lr=sec.lr)
     key = hash_inputs({"section": to_dict(sec), "run": to_dict(rp.run)}, [data_dir, uv_dir])
     ckpt = checkpoint_dir(ckpt_root, "train_dmp", rp.variant, key)
@@ -256,7 +189,7 @@ def run_train_dmp(rp, data_dir: Path, uv_dir: Path, body_dir: Path, out: Path, c
     history = train_epochs(net, opt, sec.epochs, run_epoch, ckpt, out.with_suffix(".csv"), log=log)
     blob = {"state_dict": net.cpu().state_dict(),
             "config": {"backbone": sec.backbone, "out_stride": sec.out_stride, "joints": k, "yaw_bins": sec.yaw_bins, "yaw_depth": sec.yaw_depth, "aggregate": sec.aggregate,
-                       "image_size": train_ds.size, "variant": rp.variant, "weights": net.encoder.provenance},
+                       "uv_res": net.uv_res, "image_size": train_ds.size, "variant": rp.variant, "weights": net.encoder.provenance},
             "history": history}
     save_with(out, lambda p: torch.save(blob, p))
     log(f"wrote {out}")

@@ -13,73 +13,21 @@ from pathlib import Path
 import numpy as np
 import roma
 import torch
-import torch.nn as nn
 from tqdm import tqdm
 
-from uvhmr.body.fast_joints import fast_joint_set
+from uvhmr.body.model import load_body_model
 from uvhmr.cache.dmp import DmpCache
+from uvhmr.config import to_dict
 from uvhmr.data.augment import JointAugment
+from uvhmr.data.camera_frame import to_camera_frame
 from uvhmr.data.dataset import SampleDataset
 from uvhmr.data.mocap import open_mocap
-from uvhmr.data.orientation import OrientationSampler, rotate_points
-from uvhmr.data.scene import canonical_rotation
+from uvhmr.device import pick_device
+from uvhmr.evaluate import metrics as M
 from uvhmr.io import atomic_dir
-from uvhmr.models.ik import GIKNet, JointRefineNet
+from uvhmr.models.ik import IKNet, fast_pose_joints
 from uvhmr.train.checkpoint import checkpoint_dir, hash_inputs
-from uvhmr.train.trainer import check_finite, load_model_file, pick_device, seed_everything, train_epochs
-from uvhmr.uv.gt import root_of
-
-
-class IKNet(nn.Module):
-    """J_initial (B, 14, 3) + observed (B, 14) -> J_refine, and GIK-Net's pose and shape."""
-
-    def __init__(self, num_bones: int, mean_shape: torch.Tensor, refine_dropout: float = 0.1, gik_dropout: float = 0.0):
-        super().__init__()
-        # Dropout 0.1 / 0 rather than the networks' 0.25 / 0.1: in a 600-step CPU budget on 50k
-        # mocap poses nothing overfits, and dropout only slowed both (default profile, held-out
-        # mocap: J_refine 77 -> 70 mm, GIK-Net from ground truth 54 -> 50 mm).
-        self.refine = JointRefineNet(14, dropout=refine_dropout)
-        self.gik = GIKNet(num_bones, len(mean_shape), mean_shape, dropout=gik_dropout)
-
-    def forward(self, j_initial, observed):
-        j_refine = self.refine(j_initial, observed)
-        # GIK-Net's losses stop at its input: trained end to end they pulled J_refine towards
-        # whatever eased GIK-Net (default profile, mocap-only batches, ground-truth joints with 30 %
-        # zeroed: J_refine 185 mm after 1,500 steps end to end, 88 mm after 750 steps detached),
-        # so JointRefineNet learns from l_refine only (eq. 3's L_ii).
-        return {"j_refine": j_refine, **self.gik(j_refine.detach())}
-
-
-def pose_mesh(body, rotmats: torch.Tensor, shape: torch.Tensor):
-    """(B, J, 3, 3) with the root in the camera frame, (B, S) -> (vertices, LSP joints), both
-    camera frame, mid-hip-relative."""
-    out = body(roma.rotmat_to_rotvec(rotmats), shape)
-    root = root_of(out.lsp14)
-    return out.vertices - root, out.lsp14 - root
-
-
-def fast_pose_joints(body, rotmats: torch.Tensor, shape: torch.Tensor, vertex_idx: torch.Tensor | None = None):
-    """pose_mesh without the mesh: (B, J, 3, 3) root in the camera frame, (B, S), vertex_idx (N,)
-    or None -> (LSP joints (B, 14, 3), vertices `vertex_idx` (B, N, 3)), camera frame,
-    mid-hip-relative, metres. Forward kinematics plus the head-top (and N) vertices' skinning
-    (uvhmr.body.fast_joints): about 10x cheaper than pose_mesh with its backward, so every row of
-    every training batch gets l_ji and l_vi."""
-    joints, verts = fast_joint_set(body, body.lsp14, rotmats, shape, vertex_idx)
-    root = root_of(joints)
-    return joints - root, verts - root
-
-
-def to_camera_frame(rows: dict, orient_seed: int, up_axis: str) -> dict:
-    """Body-frame mocap rows (pose (B, J, 3) root zero, shape (B, S), lsp14 (B, 14, 3)
-    mid-hip-relative) -> the camera frame the dataset photographs them in: a global orientation
-    from the dataset's sampler (seeded by `orient_seed`), then the model-to-camera turn.
-    -> {"joints" (B, 14, 3), "rotmats" (B, J, 3, 3) with the root's in the camera frame, "shape" (B, S)}."""
-    rv = OrientationSampler(up_axis=up_axis).sample_rows(rows, orient_seed)   # the lying family lies, as in the renders
-    C = torch.as_tensor(canonical_rotation(up_axis), dtype=torch.float32)
-    joints = rotate_points(rows["lsp14"].float(), rv) @ C.T
-    rot = roma.rotvec_to_rotmat(rows["pose"].float())
-    rot[:, 0] = C @ roma.rotvec_to_rotmat(rv.float())
-    return {"joints": joints, "rotmats": rot, "shape": rows["shape"].float()}
+from uvhmr.train.trainer import check_finite, seed_everything, train_epochs
 
 
 class MocapSource:
@@ -93,31 +41,6 @@ class MocapSource:
     def batch(self, n: int, seed: int) -> dict:
         idx = np.sort(self.rng.choice(len(self.data), n, replace=False))
         return to_camera_frame(self.data.batch(idx), seed, self.up_axis)
-
-
-def prior_poses(body, n: int, seed: int, reject_penetration: bool = True, batch: int = 64) -> dict:
-    """n poses drawn fresh from the built-in pose prior (Anny) like the mocap rule draws them
-    (shapes from the model's prior, gross self-penetration rejected unless `reject_penetration`
-    is off), put in the camera frame like MocapSource.batch: for tests and benchmarks that need
-    IK samples without a mocap folder. -> the same dict as `to_camera_frame`."""
-    from uvhmr.data.pose_prior import PenetrationCheck, PosePrior
-    prior = PosePrior.from_model(body)
-    check = PenetrationCheck(body, seed=seed) if reject_penetration else None
-    rng = np.random.default_rng([seed, 7919])           # its own stream: not the mocap rule's blocks
-    kept: dict[str, list] = {"pose": [], "shape": [], "lsp14": []}
-    have = 0
-    while have < n:
-        pose = torch.from_numpy(prior.sample(batch, rng).pose)
-        shape = body.sample_shape(batch, int(rng.integers(2 ** 31))).cpu()
-        with torch.no_grad():
-            out = body(pose.to(body.faces.device), shape.to(body.faces.device))
-            ok = ~check(out.vertices, out.joints).cpu() if check is not None else torch.ones(batch, dtype=torch.bool)
-        lsp = out.lsp14.cpu()
-        for k, v in (("pose", pose), ("shape", shape), ("lsp14", lsp - root_of(lsp))):
-            kept[k].append(v[ok])
-        have += int(ok.sum())
-    rows = {k: torch.cat(v)[:n] for k, v in kept.items()}
-    return to_camera_frame(rows, seed, body.up_axis)
 
 
 class DmpSource:
@@ -197,31 +120,6 @@ def train_step(net: "IKNet", opt, batch: dict, body, sec, vertex_idx: torch.Tens
     return terms
 
 
-def refine_after_gik(body, rotmats: torch.Tensor, shape: torch.Tensor, joints: torch.Tensor,
-                     observed: torch.Tensor, steps: int = 10, lr: float = 0.01, pose_weight: float = 1e-3):
-    """The named option "GIK-Net + refinement" (not the paper's IK, which is the network alone):
-    a few Adam steps from GIK-Net's answer, fitting the posed LSP joints to `joints`.
-
-    rotmats (B, J, 3, 3) root in the camera frame and shape (B, S), GIK-Net's; joints (B, 14, 3)
-    camera frame, mid-hip-relative, metres; observed (B, 14) bool -> (rotmats, shape), detached.
-    Optimises a rotation offset per bone (axis-angle, R = R_gik exp(delta)) and the shape; the
-    loss is the masked L1 joint error plus `pose_weight` x the mean squared offset (keeps unseen
-    limbs at GIK-Net's guess), like evaluate's iterative fit but through fast_pose_joints."""
-    rot0, shape0 = rotmats.detach(), shape.detach()
-    delta = torch.zeros(rot0.shape[:2] + (3,), dtype=rot0.dtype, device=rot0.device, requires_grad=True)
-    s = shape0.clone().requires_grad_(True)
-    opt = torch.optim.Adam([delta, s], lr=lr)
-    w = observed.to(joints.dtype)[..., None]
-    with torch.enable_grad():
-        for _ in range(steps):
-            j, _ = fast_pose_joints(body, rot0 @ roma.rotvec_to_rotmat(delta), s)
-            loss = ((j - joints).abs() * w).sum() / w.sum().clamp(min=1) + pose_weight * delta.square().mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return (rot0 @ roma.rotvec_to_rotmat(delta)).detach(), s.detach()
-
-
 def lr_at(sec, step: int, total: int) -> float:
     """The learning rate at global `step` of `total`: constant, or cosine-annealed to 1 % of
     `lr` (a function of the step, so a run resumed from a checkpoint follows the same schedule)."""
@@ -244,7 +142,6 @@ def heldout_poses(mocap_dir, body, n: int, seed: int, zero: float = 0.3) -> dict
 def heldout_errors(net: "IKNet", body, held: dict, device) -> dict:
     """mm, mid-hip-aligned MPJPE on held-out poses: GIK-Net's mesh joints fed the complete
     ground-truth joints (gik_gt), and J_refine of the zeroed ones (refine_zeroed)."""
-    from uvhmr.evaluate import metrics as M
     was = net.training
     net.eval()
     with torch.no_grad():
@@ -258,16 +155,8 @@ def heldout_errors(net: "IKNet", body, held: dict, device) -> dict:
     return out
 
 
-def load_ik(path, device="cpu"):
-    """An IK model file (weights_only) -> (eval-mode IKNet, its config); ValueError naming a file
-    of another kind or architecture."""
-    return load_model_file(path, "IK", lambda cfg: IKNet(cfg["num_bones"], torch.zeros(cfg["shape_dim"])), device)
-
-
 def run_train_ik(rp, mocap_dir: Path, dmp_cache_dir: Path, data_dir: Path, body_dir: Path, out_dir: Path,
                  ckpt_root: Path, log=print) -> None:
-    from uvhmr.body.model import load_body_model
-    from uvhmr.config import to_dict
     sec = rp.section
     device = pick_device(rp.run.device)
     body = load_body_model(body_dir).to(device)

@@ -1,4 +1,4 @@
-"""The epoch loop every training rule shares: device choice, seeds, progress bar, a CSV log per
+"""The epoch loop every training rule shares: seeds, progress bar, a CSV log per
 epoch (DVC-plots-ready), a checkpoint per epoch outside the rule's outputs, and resume."""
 from __future__ import annotations
 
@@ -16,43 +16,6 @@ from uvhmr.io import write_text
 from uvhmr.train.checkpoint import list_checkpoints, resumable_loop
 
 
-def pick_device(setting: str) -> torch.device:
-    """'auto' -> CUDA when there is one, else CPU."""
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("params: run.device: cuda requested but no CUDA device is available")
-    if setting == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda")
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether `device` computes bf16 matrix products natively (not emulated, which is slower than fp32)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-def training_precision(device: torch.device, setting: str) -> str:
-    """params run.precision -> 'bf16' or 'fp32' for this device ('auto': bf16 where native)."""
-    if setting == "auto":
-        return "bf16" if native_bf16(device) else "fp32"
-    return setting
-
-
-def forward_in(precision: str, device: torch.device, net: torch.nn.Module, *inputs):
-    """net(*inputs) under bf16 autocast (precision 'bf16') or as is ('fp32'); floating outputs (a
-    tensor or a dict of them) come back fp32, so losses and the body model stay in full precision.
-    Weights, optimiser state and gradients are fp32 either way."""
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-        out = net(*inputs)
-    if precision != "bf16":
-        return out
-
-    def f32(x):
-        return x.float() if torch.is_tensor(x) and x.is_floating_point() else x
-    return {k: f32(v) for k, v in out.items()} if isinstance(out, dict) else f32(out)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -61,32 +24,6 @@ def seed_everything(seed: int) -> None:
 
 class NonFiniteLoss(RuntimeError):
     pass
-
-
-class ModelFileError(ValueError):
-    """A model file of another kind, architecture or body model than the one expected."""
-
-
-def load_model_file(path, kind: str, build: Callable[[dict], torch.nn.Module], device="cpu"):
-    """A trained model file (read weights_only) -> (eval-mode network, its config).
-
-    build(config) makes the network the file's config describes. A file of another kind or
-    architecture (missing config keys, mismatched tensors, not a torch file) -> ModelFileError
-    naming the file; a missing file -> FileNotFoundError."""
-    p = Path(path)
-    try:
-        blob = torch.load(p, map_location=device, weights_only=True)
-        cfg = blob["config"]
-        net = build(cfg)
-        net.load_state_dict(blob["state_dict"])
-    except FileNotFoundError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a file of another kind or architecture
-        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
-        detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else (lines or [""])[0]
-        article = "an" if kind[0] in "AEFHILMNORSX" else "a"     # as spoken: an IK, an HMR, a UVI
-        raise ModelFileError(f"{p}: not {article} {kind} model file of this uvhmr ({type(e).__name__}: {detail})") from None
-    return net.to(device).eval(), cfg
 
 
 def last_good(ckpt_dir: Path) -> str:

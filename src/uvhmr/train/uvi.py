@@ -1,11 +1,12 @@
-"""train_uvi: the UV inpainting module on the frozen DMP's and IK's cached outputs (paper §3.3-3.4),
-and the inference that turns its UV maps into the final joints and mesh.
+"""train_uvi: the UV inpainting module on the frozen DMP's and IK's cached outputs (paper §3.3-3.4);
+the network, its input and the inference that turns its UV maps into the final joints and mesh
+are models/uvi.py.
 
-Inputs at 64x64 (zeroed when a source is switched off, for uvi14_noik / uvi14_nodmp; DMP's camera
+Inputs at the DMP cache's UV resolution, 64x64 (zeroed when a source is switched off, for uvi14_noik / uvi14_nodmp; DMP's camera
 is kept in both):
   DMP: warped local features (C), warped M_j, M_l, M_d (9), observed texels (1);
   IK:  UV_l of GIK-Net's posed mesh (3), UV_j of J_refine (3), UV_d = UV_l - UV_j (3).
-Targets at 128x128: UV_l, UV_j, UV_d of the ground-truth body; LSP-14 joints 3D and 2D.
+Targets at OUT_RES, 128x128: UV_l, UV_j, UV_d of the ground-truth body; LSP-14 joints 3D and 2D.
 """
 from __future__ import annotations
 
@@ -17,62 +18,21 @@ import roma
 import torch
 from tqdm import tqdm
 
+from uvhmr.body.model import load_body_model
 from uvhmr.cache.dmp import DmpCache
 from uvhmr.cache.ik import IkCache
+from uvhmr.config import to_dict
 from uvhmr.data.dataset import SampleDataset
+from uvhmr.device import forward_in, pick_device, training_precision
 from uvhmr.io import atomic_dir
 from uvhmr.losses import consistency_loss, dismag_loss, weak_project, weighted_map_l1
-from uvhmr.models.uvi import UVINet
+from uvhmr.models.dmp import UV_RES
+from uvhmr.models.uvi import OUT_RES, UVINet, infer, uvi_inputs
 from uvhmr.train.checkpoint import checkpoint_dir, hash_inputs
-from uvhmr.train.trainer import (check_finite, forward_in, load_model_file, pick_device, seed_everything, train_epochs,
-                                 training_precision)
+from uvhmr.train.trainer import check_finite, seed_everything, train_epochs
 from uvhmr.uv.assets import load_uv_assets
-from uvhmr.uv.gt import gt_uv_maps, joints_from_uv, root_of
+from uvhmr.uv.gt import gt_uv_maps, root_of
 from uvhmr.uv.parts import part_weight_map
-
-OUT_RES = 128
-
-
-DMP_INPUTS = ("uv_feat", "uv_maps", "hits", "camera")      # the DMP cache rows UVI reads
-IK_INPUTS = ("uv_l", "uv_j")                                 # the IK cache rows UVI reads
-
-
-def stack_inputs(dmp_rows: dict, ik_rows: dict, use_dmp: bool, use_ik: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """DMP and IK cache rows (the cache dtypes, as `dmp_rows` / `ik_rows` make them) ->
-    (inputs (B, C + 19, 64, 64) float32, camera (B, 3)). The one place UVI's input is built:
-    training, evaluation and `predict` all come through here."""
-    feat = dmp_rows["uv_feat"].float()
-    maps = dmp_rows["uv_maps"].float()
-    hits = (dmp_rows["hits"] > 0).float()[:, None]
-    cam = dmp_rows["camera"].float()
-    il, ij = ik_rows["uv_l"].float(), ik_rows["uv_j"].float()
-    d_part = torch.cat([feat, maps, hits], 1)
-    # UV_d only where UV_j is defined (A_uv texels); elsewhere UV_j is 0 and UV_l - UV_j would be UV_l.
-    i_part = torch.cat([il, ij, (il - ij) * (ij.abs().sum(1, keepdim=True) > 0)], 1)
-    if not use_dmp:
-        # The ablation withholds DMP's UV-space maps and features; DMP still runs upstream (IK needs
-        # its J_initial), so its camera stays. A constant camera made the consistency loss squash
-        # the predicted surface into slivers (default profile, 250 mm MPJPE).
-        d_part = torch.zeros_like(d_part)
-    if not use_ik:
-        i_part = torch.zeros_like(i_part)
-    return torch.cat([d_part, i_part], 1), cam
-
-
-def uvi_inputs(dmp: DmpCache, ik: IkCache, rows, use_dmp: bool, use_ik: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cache rows `rows` -> (inputs (B, C + 19, 64, 64) float32, DMP camera (B, 3))."""
-    rows = np.asarray(rows)
-    d = {k: torch.as_tensor(np.array(dmp.arrays[k][rows])) for k in DMP_INPUTS}
-    i = {k: torch.as_tensor(np.array(ik.arrays[k][rows])) for k in IK_INPUTS}
-    return stack_inputs(d, i, use_dmp, use_ik)
-
-
-def infer(out: dict, sampler, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """UVI output -> (joints (B, 14, 3): mean of UV_j per A_uv part over valid texels;
-    vertices (B, V, 3): UV_l sampled at each vertex's UV, seam copies averaged)."""
-    valid = (labels >= 0)[None].expand(out["uv_j"].shape[0], -1, -1)
-    joints, _ = joints_from_uv(out["uv_j"], valid, labels, 14)
-    return joints, sampler.to_vertices(out["uv_l"])
 
 
 def gt_for(items: list[dict], body, sampler, labels):
@@ -89,16 +49,8 @@ def gt_for(items: list[dict], body, sampler, labels):
             "iuv": torch.stack([it["iuv"] for it in items]), "vertices": out.vertices - root}
 
 
-def load_uvi(path, device="cpu"):
-    """A UVI model file (weights_only) -> (eval-mode UVINet, its config); ValueError naming a file
-    of another kind or architecture."""
-    return load_model_file(path, "UVI", lambda cfg: UVINet(cfg["in_channels"], cfg["width"]), device)
-
-
 def run_train_uvi(rp, dmp_dir: Path, ik_dir: Path, data_dir: Path, uv_dir: Path, body_dir: Path, out_dir: Path,
                   ckpt_root: Path, log=print) -> None:
-    from uvhmr.body.model import load_body_model
-    from uvhmr.config import to_dict
     sec = rp.section
     device = pick_device(rp.run.device)
     precision = training_precision(device, rp.run.precision)
@@ -112,10 +64,11 @@ def run_train_uvi(rp, dmp_dir: Path, ik_dir: Path, data_dir: Path, uv_dir: Path,
     index = np.asarray(dmp.arrays["index"])
     n = len(dmp)
     in_ch = int(dmp.meta["feature_channels"]) + 19
+    in_res = int(dmp.meta.get("uv_res", UV_RES))       # the DMP warp's resolution, as cached
     with atomic_dir(out_dir) as tmp:
         for seed in sec.seeds:
             seed_everything(seed)
-            net = UVINet(in_ch, sec.width).to(device)
+            net = UVINet(in_ch, sec.width, in_res=in_res, out_res=OUT_RES).to(device)
             opt = torch.optim.Adam(net.parameters(), lr=sec.lr)
             key = hash_inputs({"section": to_dict(sec), "run": to_dict(rp.run), "seed": seed}, [dmp_dir, ik_dir])
             ckpt = checkpoint_dir(ckpt_root, "train_uvi", f"{rp.variant}-seed{seed}", key)
@@ -153,7 +106,7 @@ def run_train_uvi(rp, dmp_dir: Path, ik_dir: Path, data_dir: Path, uv_dir: Path,
 
             history = train_epochs(net, opt, sec.epochs, run_epoch, ckpt, tmp / f"seed{seed}.csv", log=log)
             torch.save({"state_dict": net.cpu().state_dict(), "history": history,
-                        "config": {"in_channels": in_ch, "width": sec.width, "seed": seed, "variant": rp.variant,
+                        "config": {"in_channels": in_ch, "width": sec.width, "in_res": in_res, "out_res": OUT_RES, "seed": seed, "variant": rp.variant,
                                    "use_dmp": sec.use_dmp, "use_ik": sec.use_ik}}, tmp / f"seed{seed}.pt")
             net.to(device)
     log(f"wrote {out_dir}")

@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from uvhmr.errors import read_npz
 from uvhmr.io import atomic_dir
+from uvhmr.uv.figures import write_figures
 from uvhmr.uv.layout import GROUPS, area_shares, seam_vertices, symmetric_layout
 from uvhmr.uv.parts import build_auv
 from uvhmr.uv.texels import TexelLookup, UVSampler, build_lookup
@@ -70,7 +72,6 @@ def load_uv_assets(directory: str | Path, faces: np.ndarray | None = None) -> UV
     f = Path(directory) / FILE
     if not f.is_file():
         raise FileNotFoundError(f"{f}: no UV assets here; run the workflow's uv_assets rule first")
-    from uvhmr.errors import read_npz
     arrays = read_npz(f, "delete it and rerun the workflow's uv_assets rule")
     res = tuple(int(r) for r in arrays["resolutions"])
     return UVAssets(arrays["face_uv"], None if faces is None else np.asarray(faces), arrays, res)
@@ -114,7 +115,6 @@ def build_uv_assets(body, section, out_dir: Path, log=print) -> dict:
     with atomic_dir(out_dir) as tmp:
         np.savez(tmp / FILE, **arrays)
         (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n")
-        from uvhmr.uv.figures import write_figures
         write_figures(body, UVAssets(face_uv, faces, arrays, tuple(section.resolutions)), tmp / "figures",
                       res=max(section.resolutions))
     log(f"UV layout: {report['seam_fraction'] * 100:.2f} % seam vertices (atlas {report['atlas_seam_fraction'] * 100:.2f} %); "

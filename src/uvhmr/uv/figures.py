@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from uvhmr.uv.gt import gt_uv_maps, root_of
+
 
 def _colour(labels: np.ndarray, k: int) -> np.ndarray:
     import matplotlib
@@ -34,7 +36,6 @@ def write_figures(body, assets, out: Path, res: int = 128) -> None:
     from matplotlib.collections import PolyCollection
     from matplotlib.patches import Patch
 
-    from uvhmr.uv.gt import gt_uv_maps, root_of
     out.mkdir(parents=True, exist_ok=True)
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 5.6))

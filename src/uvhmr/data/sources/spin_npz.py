@@ -1,5 +1,6 @@
 """Licensed data (H36M, 3DOH, MPI-INF-3DHP, LSP, COCO) in the SPIN/DecoMR preprocessed `.npz`
-format, turned into the same shards as the synthetic data (through the SMPL backend).
+format, turned into the same shards as the synthetic data (`uvhmr.data.format`, through the SMPL
+backend): the dataset rule's `spin_npz` source.
 
 Selected in params.yaml::
 
@@ -33,10 +34,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from uvhmr.body.model import load_body_model
+from uvhmr.data.figures_dataset import write_dataset_figure
+from uvhmr.data.format import pack_records, shard_name, shard_stats, split_size, write_index
+from uvhmr.data.render_sample import load_context, render_sample
 from uvhmr.data.scene import intrinsics
 from uvhmr.data.shards import Shard, write_shard
-from uvhmr.data.synthetic import load_context, pack_records, render_sample, shard_name, shard_stats, split_size, \
-    write_index
 from uvhmr.io import atomic_dir
 
 KEYS = {"imgname": None, "center": (2,), "scale": (), "part": (24, 3), "pose": (72,), "shape": (10,), "has_smpl": ()}
@@ -178,10 +181,9 @@ def adapt_rows(ctx, rows, root: Path, images: dict, offset: int, batch: int = 64
     return (pack_records(recs, pose[keep].numpy(), beta[keep].numpy(), offset + keep), shard_stats(recs), skipped)
 
 
-def run_spin_adapter(rp, body_dir: Path, uv_dir: Path, split: str, out_dir: Path, log=print) -> None:
-    """The dataset rule on SPIN-format data: same shards, index.json and figure as synthetic data."""
-    from uvhmr.body.model import load_body_model
-    from uvhmr.data.figures_dataset import write_dataset_figure
+def run_spin_npz(rp, body_dir: Path, uv_dir: Path, mocap_dir: Path, split: str, out_dir: Path, log=print) -> None:
+    """The dataset rule on SPIN-format data: same shards, index.json and figure as synthetic data.
+    mocap_dir: unused (the files carry their poses); the sources share one signature."""
     sec = rp.section
     if sec.files is None:
         raise SpinFormatError("params.yaml: dataset.files: expected the folder holding the SPIN-format .npz files, got null")

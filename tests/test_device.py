@@ -1,8 +1,9 @@
-"""The shared training helpers: mixed precision (trainer.forward_in, training_precision)."""
+"""Mixed precision (uvhmr.device: forward_in, training_precision)."""
 import pytest
 import torch
 
-from uvhmr.train.trainer import forward_in, training_precision
+from uvhmr import device
+from uvhmr.device import forward_in, training_precision
 
 
 class Net(torch.nn.Module):
@@ -34,6 +35,5 @@ def test_an_explicit_precision_is_kept(setting):
 
 @pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
 def test_auto_precision_is_bf16_only_where_the_hardware_computes_it(monkeypatch, native, expected):
-    import uvhmr.train.trainer as trainer
-    monkeypatch.setattr(trainer, "native_bf16", lambda device: native)
+    monkeypatch.setattr(device, "native_bf16", lambda device: native)
     assert training_precision(torch.device("cpu"), "auto") == expected
