@@ -155,7 +155,9 @@ def evaluate_target(target: str, kind: str, inputs: dict, rp, log=print) -> dict
         result["metrics"]["depth_corr"] = result["depth_corr"]
     if "heldout_mocap" in result:
         result["metrics"].update({f"heldout_mocap_{k}": v for k, v in result["heldout_mocap"]["metrics"].items()})
-    result["per_sample"] = {k: [None if not np.isfinite(x) else round(float(x), 3) for x in v.tolist()] for k, v in first.items()}
+    # Every seed's per-sample errors: the report's intervals resample seeds as well as samples.
+    result["per_sample"] = {k: [[None if not np.isfinite(x) else round(float(x), 3) for x in ps[k].tolist()] for ps in per_seed]
+                            for k in first}
     return result
 
 

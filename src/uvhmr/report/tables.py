@@ -16,6 +16,7 @@ import numpy as np
 from uvhmr.evaluate.metrics import LSP14_NAMES
 from uvhmr.io import write_text
 from uvhmr.report.provenance import data_of, provenance, provenance_line
+from uvhmr.report.stats import paired_difference
 from uvhmr.workflow import PER_JOINT_PLOTS, REPORT_PLOTS, REPORT_TABLES
 
 # (label, target, which metrics: "" = own, "visible" = the Nonoccluded view, full stage to compare with)
@@ -51,18 +52,6 @@ def _row_metrics(m: dict, view: str) -> tuple:
     met = m["metrics"]
     mpve = met.get("mpve", met.get("mesh_mpve")) if not view else None
     return mpve, met.get(f"mpjpe{s}"), met.get(f"pa_mpjpe{s}")
-
-
-def paired_bootstrap(a, b, n_boot: int = 2000, seed: int = 0):
-    """Mean of a - b (paired per sample, NaNs dropped) and its 95 % bootstrap interval."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    ok = np.isfinite(a) & np.isfinite(b)
-    d = a[ok] - b[ok]
-    if len(d) == 0:
-        return float("nan"), (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    boots = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(1)
-    return float(d.mean()), (float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5)))
 
 
 # The full stages, in pipeline order: target -> label (TABLE4's rows that compare with nothing).
@@ -119,7 +108,7 @@ def build_tables(metrics: dict, profile: str, prov: dict | None = None) -> dict:
         delta = ""
         if full and full in metrics:
             key = "mpjpe"
-            d, (lo, hi) = paired_bootstrap(m["per_sample"][key], metrics[full]["per_sample"][key])
+            d, (lo, hi) = paired_difference(m["per_sample"][key], metrics[full]["per_sample"][key])
             sig = "" if lo <= 0 <= hi else " *"
             delta = f"{d:+.1f} ({lo:+.1f}, {hi:+.1f}){sig}"
             deltas[label] = (d, lo, hi)
@@ -128,7 +117,7 @@ def build_tables(metrics: dict, profile: str, prov: dict | None = None) -> dict:
         lines.append(f"| {label} | {_fmt(mpve)} | {_fmt(mpjpe)} | {_fmt(pa)} | {delta} | {seeds} |")
         rows.append({"row": label, "target": target, "mpve": mpve, "mpjpe": mpjpe, "pa_mpjpe": pa, "delta_vs_full": delta})
     ablation = ("# Ablations (the paper's Table 4, regenerated)\n\n" + head + "\n".join(lines) +
-                "\n\n* : the 95 % paired-bootstrap interval of the difference excludes 0. Nonoccluded: Procrustes on all "
+                "\n\n* : the 95 % interval of the difference excludes 0 (bootstrap over test samples, paired, and over each variant's seeds). Nonoccluded: Procrustes on all "
                 "joints, error over the visible ones. IK rows: MPJPE of J_refine, MPVE of GIK-Net's posed mesh.\n"
                 + reading(metrics, deltas))
     buf = io.StringIO()
