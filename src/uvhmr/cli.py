@@ -149,7 +149,7 @@ def cmd_evaluate(a) -> None:
     from uvhmr.evaluate.run import run_evaluate, target_kind
     inputs = {k: getattr(a, k) for k in ("data", "uv", "body", "model", "dmp_cache", "ik_cache", "mocap")
               if getattr(a, k) is not None}
-    run_evaluate(rp, a.target, target_kind(a.target), inputs, Path(a.out), log=log.info)
+    run_evaluate(rp, a.target, target_kind(rp, a.target), inputs, Path(a.out), log=log.info)
 
 
 def cmd_report(a) -> None:

@@ -1,6 +1,6 @@
 rule evaluate:
     input:
-        unpack(lambda w: {"params": L.params("evaluate"), **evaluate_inputs(L, P, w.target)}),
+        unpack(lambda w: {"params": L.params("evaluate", w.target), **evaluate_inputs(L, P, w.target)}),
     output:
         L.metrics("{target}"),
     params:

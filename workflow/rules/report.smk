@@ -12,7 +12,7 @@ rule report:
         comparison=report(L.report("comparison.md"), caption="../report/comparison.rst", category="Tables"),
         metrics=report(L.report("metrics.json"), caption="../report/metrics.rst", category="Tables"),
         per_joint=report(L.report("per_joint_mpjpe.csv"), caption="../report/per_joint.rst", category="Tables"),
-        plots=[report(L.report(f), caption="../report/plots.rst", category="Plot data") for f in REPORT_PLOTS],
+        plots=[report(L.report(f), caption="../report/plots.rst", category="Plot data") for f in report_plots(V)],
     params:
         metrics_dir=lambda w, input: os.path.dirname(input.metrics[0]),
         models_dir=lambda w, input: os.path.commonpath(input.models),   # results/<profile>/models
@@ -39,10 +39,10 @@ rule figures:
         uv=L.uv,
         mocap=L.mocap,
         body=L.body,
-        dmp_cache=L.dmp_cache("dmp14"),
-        ik_model=L.ik_model("ik14"),
-        ik_cache=L.ik_cache("ik14"),
-        uvi_model=L.uvi_model("uvi14"),
+        dmp_cache=L.dmp_cache(V.dmp),
+        ik_model=L.ik_model(V.ik),
+        ik_cache=L.ik_cache(V.ik),
+        uvi_model=L.uvi_model(V.uvi),
     output:
         report(directory(L.figures), patterns=["{name}.png"], caption="../report/figures.rst", category="Figures"),
     log:

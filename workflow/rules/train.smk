@@ -71,7 +71,7 @@ rule train_ik:
     input:
         params=L.params("train_ik", "{ik}"),
         mocap=L.mocap,
-        dmp_cache=L.dmp_cache("dmp14"),
+        dmp_cache=L.dmp_cache(V.dmp),
         data=L.data("stage2_train"),
         body=L.body,
         uv=L.uv,
@@ -96,7 +96,7 @@ rule ik_cache:
     input:
         params=L.params("ik_cache"),
         model=L.ik_model("{ik}"),
-        dmp_cache=L.dmp_cache("dmp14"),
+        dmp_cache=L.dmp_cache(V.dmp),
         body=L.body,
         uv=L.uv,
     output:
@@ -119,8 +119,8 @@ rule ik_cache:
 rule train_uvi:
     input:
         params=L.params("train_uvi", "{uvi}"),
-        dmp_cache=L.dmp_cache("dmp14"),
-        ik_cache=L.ik_cache("ik14"),
+        dmp_cache=L.dmp_cache(V.dmp),
+        ik_cache=L.ik_cache(V.ik),
         data=L.data("stage2_train"),
         uv=L.uv,
         body=L.body,

@@ -2,7 +2,7 @@
 fixed test split. One JSON per target with summary metrics and the per-sample errors (for the
 report's paired bootstrap).
 
-All errors in mm on LSP-14, root = mid-hips (DESIGN §7); PA = per-sample similarity Procrustes;
+All errors in mm on LSP-14, root = mid-hips (docs/design.md, "Conventions"); PA = per-sample similarity Procrustes;
 "visible" = Table 4's Nonoccluded: Procrustes on all joints, error over visible joints only.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import roma
 import torch
 
 from uvhmr.body.joints import SMPL24_TO_LSP14
+from uvhmr.config import ConfigError
 from uvhmr.cache.dmp import DmpCache
 from uvhmr.cache.ik import IkCache
 from uvhmr.data.dataset import SampleDataset
@@ -356,11 +357,16 @@ def _oracle_uvi(inputs, body, rp, device) -> list[dict]:
     return _uvi_seed_metrics(inputs["model"], make_inputs, uv, gt, device)
 
 
-def target_kind(target: str) -> str:
-    for prefix in ("dmp", "ik", "uvi"):
-        if target.startswith(prefix) and target[len(prefix):len(prefix) + 2].isdigit():
-            return prefix
-    return target
+STAGE_KINDS = {"train_dmp": "dmp", "train_ik": "ik", "train_uvi": "uvi"}
+
+
+def target_kind(rp, target: str) -> str:
+    """What `target` is, from its resolved parameters (evaluate/<target>.json, written from
+    params.yaml's variant registry): a variant of a stage (dmp, ik, uvi) or a baseline (its name)."""
+    if rp.variant != target:
+        raise ConfigError(f"uvhmr evaluate: --target {target}: the parameter file is for {rp.variant!r}; pass "
+                          f"results/<profile>/params/evaluate/{target}.json")
+    return STAGE_KINDS[rp.stage] if rp.stage else target
 
 
 def run_evaluate(rp, target: str, kind: str, inputs: dict, out: Path, log=print) -> None:
