@@ -11,7 +11,8 @@ from uvhmr.workflow import (SPLITS, evaluate_inputs, evaluate_targets, flags, re
                             snakemake_setup, trained_models)
 
 # Validates params.yaml (one line and exit 2 on a bad key) and writes each rule's resolved
-# parameters to results/<profile>/params/ (only those that changed).
+# parameters to results/<profile>/params/ (only those that changed). Every rule's inputs include
+# W.code(rule): the package files its `uvhmr` subcommand runs (uvhmr.code_deps).
 W = snakemake_setup(config)
 P = W.params
 L = W.lay

@@ -120,6 +120,59 @@ def test_dvc_repro_force_gives_the_snakemake_metrics_and_a_second_repro_does_not
     assert "up to date" in status.stdout, status.stdout
 
 
+def _dry_run_reasons(d: Path) -> list[tuple[str, str]]:
+    """`snakemake -n` in d -> [(rule, reason)] of every job it would run."""
+    r = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "--cores", "2", "--config", "profile=smoke"],
+                       cwd=d, capture_output=True, text=True, env=venv_env(), timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    jobs, rule = [], None
+    for line in r.stdout.splitlines():
+        m = re.match(r"^(?:local)?rule (\w+):$", line.strip())
+        if m:
+            rule = m.group(1)
+        elif rule and line.strip().startswith("reason: "):
+            jobs.append((rule, line.strip()[len("reason: "):]))
+            rule = None
+    return jobs
+
+
+def test_a_change_to_a_models_file_reruns_the_stages_whose_code_holds_it(smoke_run, tmp_path):
+    """Issue #21: after a change to a file under src/uvhmr/models/, `dvc status` lists exactly the
+    stages whose import closure holds it, and `snakemake -n` those and their downstream jobs."""
+    import json
+    from uvhmr.code_deps import code_deps
+    d, r, _ = smoke_run
+    assert r.returncode == 0
+    d, env = _as_dvc_repo(d, tmp_path)
+    _dvc_commit(d, env)
+    changed = "src/uvhmr/models/uvi.py"
+    f = d / changed
+    f.write_text(f.read_text() + "\n# a change\n")
+    import yaml
+    from uvhmr.code_deps import stage_subcommand
+    yaml_stages = yaml.safe_load((d / "dvc.yaml").read_text())["stages"]
+    holding = {name for name, st in yaml_stages.items() if changed in code_deps(stage_subcommand(st.get("do", st)["cmd"]))}
+    assert holding and "body_model" not in holding and "train_dmp" not in holding, holding
+    s = subprocess.run(["dvc", "status", "--json"], cwd=d, capture_output=True, text=True, env=env, timeout=300)
+    assert s.returncode == 0, s.stderr
+    status = json.loads(s.stdout)
+    assert {k.split("@")[0] for k in status} == holding, status
+    for k, v in status.items():
+        assert v == [{"changed deps": {changed: "modified"}}], (k, v)
+    # Snakemake: the jobs of the rules whose code holds the file, for that reason; every other job
+    # reruns because of one of them.
+    rules = {name.split("_")[0] if name.startswith("evaluate") else name for name in holding}
+    jobs = _dry_run_reasons(d)
+    assert jobs
+    for rule, reason in jobs:
+        if rule in rules:
+            assert f"Updated input files: {changed}" in reason, (rule, reason)
+        else:
+            assert "Input files updated by another job" in reason and changed not in reason, (rule, reason)
+    assert {rule for rule, _ in jobs} >= rules | {"report", "all"}
+    assert not {rule for rule, _ in jobs} & {"body_model", "uv_assets", "mocap", "dataset", "train_dmp", "dmp_cache"}
+
+
 def test_a_variant_added_to_params_yaml_runs_end_to_end(smoke_run, tmp_path):
     """Issue #21: a variant added to the registry under an existing stage, no other file edited, is
     trained, cached, evaluated and reported; nothing else reruns."""

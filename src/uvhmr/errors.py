@@ -45,7 +45,7 @@ class NotImplementedYet(RuntimeError):
 
 # Exit codes: 2 an argument or parameter is wrong (or a folder is missing), 1 an input file is bad
 # or the run failed on the machine, 3 the command is not implemented yet.
-def fault_types() -> list[tuple[type, int, bool]]:
+def fault_types() -> list[tuple[type, int, bool]]:  # not a code dependency
     """[(exception type, exit code, whether the line starts with the type's name)], checked in
     order. Imported here, when an error is reported: importing the CLI stays cheap, and a type
     renamed or moved fails this import in the tests instead of silently losing its one line.

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from uvhmr.code_deps import code_deps
 from uvhmr.config import BASELINES, TOP_KEYS, ConfigError, Params, Pipeline, load_params, rule_params, rule_params_dict
 from uvhmr.io import write_if_changed
 
@@ -213,6 +214,11 @@ class Workflow:
     @property
     def pipeline(self) -> Pipeline:
         return self.params.pipeline
+
+    def code(self, rule: str) -> list[str]:
+        """The package files the rule's `uvhmr` subcommand runs (uvhmr.code_deps): inputs of the
+        rule, so a change to one reruns the rule and what follows (docs/design.md)."""
+        return code_deps(rule.replace("_", "-"))
 
     def group(self, rule: str) -> Optional[str]:
         """The rule's cluster job group (Snakemake `group:`; local runs ignore groups)."""

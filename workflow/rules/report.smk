@@ -6,6 +6,7 @@ rule report:
         params=L.params("report"),
         metrics=[L.metrics(t) for t in evaluate_targets(P)],
         models=trained_models(L, P),   # their per-epoch training CSVs sit beside them
+        code=W.code("report"),
     output:
         ablation=report(L.report("ablation.md"), caption="../report/ablation.rst", category="Tables"),
         ablation_csv=report(L.report("ablation.csv"), caption="../report/ablation.rst", category="Tables"),
@@ -43,6 +44,7 @@ rule figures:
         ik_model=L.ik_model(V.ik),
         ik_cache=L.ik_cache(V.ik),
         uvi_model=L.uvi_model(V.uvi),
+        code=W.code("figures"),
     output:
         report(directory(L.figures), patterns=["{name}.png"], caption="../report/figures.rst", category="Figures"),
     log:

@@ -4,6 +4,7 @@ rule train_dmp:
         data=L.data("dmp_train"),
         uv=L.uv,
         body=L.body,
+        code=W.code("train_dmp"),
     output:
         L.dmp_model("{dmp}"),
     log:
@@ -26,6 +27,7 @@ rule train_hmr:
         params=L.params("train_hmr"),
         data=L.data("dmp_train"),
         body=L.body,
+        code=W.code("train_hmr"),
     output:
         L.hmr_model,
     log:
@@ -50,6 +52,7 @@ rule dmp_cache:
         train=L.data("stage2_train"),
         test=L.data("test"),
         uv=L.uv,
+        code=W.code("dmp_cache"),
     output:
         directory(L.dmp_cache("{dmp}")),
     log:
@@ -75,6 +78,7 @@ rule train_ik:
         data=L.data("stage2_train"),
         body=L.body,
         uv=L.uv,
+        code=W.code("train_ik"),
     output:
         directory(L.ik_model("{ik}")),
     log:
@@ -99,6 +103,7 @@ rule ik_cache:
         dmp_cache=L.dmp_cache(V.dmp),
         body=L.body,
         uv=L.uv,
+        code=W.code("ik_cache"),
     output:
         directory(L.ik_cache("{ik}")),
     log:
@@ -124,6 +129,7 @@ rule train_uvi:
         data=L.data("stage2_train"),
         uv=L.uv,
         body=L.body,
+        code=W.code("train_uvi"),
     output:
         directory(L.uvi_model("{uvi}")),
     log:
