@@ -1,4 +1,4 @@
-"""DMP, the dense map prediction module (paper §3.1, DESIGN §6).
+"""DMP, the dense map prediction module (paper §3.1; docs/design.md, "Module homes").
 
 An image encoder (`models/encoders.py`: ResNet or EfficientNet-Lite), a decoder with skip connections up to 1/`out_stride` of the input, and heads for
 the body mask (logits), the UV coordinates (sigmoid), the A_uv part of each body pixel (logits,

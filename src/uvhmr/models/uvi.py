@@ -1,4 +1,4 @@
-"""UVI, the UV inpainting module (paper §3.3, DESIGN §6): a light UNet in UV space.
+"""UVI, the UV inpainting module (paper §3.3; docs/design.md, "Module homes"): a light UNet in UV space.
 
 (B, C_in, 64, 64) stacked UV-space inputs -> UV_l, UV_j, UV_d (B, 3, 128, 128) each, metres
 root-relative, and a camera refinement: (B, 3) weak perspective (s, tx, ty) = DMP's camera +

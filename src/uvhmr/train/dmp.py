@@ -84,7 +84,7 @@ def j_initial_uv(warp: dict, labels: torch.Tensor, k: int):
 
 
 def fill_missing_with_root(joints: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
-    """DESIGN §7: a J_initial joint with no observed texel is scored at the root (the origin)."""
+    """docs/design.md, "Conventions": a J_initial joint with no observed texel is scored at the root (the origin)."""
     return joints * observed[..., None].to(joints.dtype)
 
 
