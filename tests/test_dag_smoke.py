@@ -120,6 +120,90 @@ def test_dvc_repro_force_gives_the_snakemake_metrics_and_a_second_repro_does_not
     assert "up to date" in status.stdout, status.stdout
 
 
+def _dry_run_reasons(d: Path) -> list[tuple[str, str]]:
+    """`snakemake -n` in d -> [(rule, reason)] of every job it would run."""
+    r = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "--cores", "2", "--config", "profile=smoke"],
+                       cwd=d, capture_output=True, text=True, env=venv_env(), timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    jobs, rule = [], None
+    for line in r.stdout.splitlines():
+        m = re.match(r"^(?:local)?rule (\w+):$", line.strip())
+        if m:
+            rule = m.group(1)
+        elif rule and line.strip().startswith("reason: "):
+            jobs.append((rule, line.strip()[len("reason: "):]))
+            rule = None
+    return jobs
+
+
+def test_a_change_to_a_models_file_reruns_the_stages_whose_code_holds_it(smoke_run, tmp_path):
+    """Issue #21: after a change to a file under src/uvhmr/models/, `dvc status` lists exactly the
+    stages whose import closure holds it, and `snakemake -n` those and their downstream jobs."""
+    import json
+    from uvhmr.code_deps import code_deps
+    d, r, _ = smoke_run
+    assert r.returncode == 0
+    d, env = _as_dvc_repo(d, tmp_path)
+    _dvc_commit(d, env)
+    changed = "src/uvhmr/models/uvi.py"
+    f = d / changed
+    f.write_text(f.read_text() + "\n# a change\n")
+    import yaml
+    from uvhmr.code_deps import stage_subcommand
+    yaml_stages = yaml.safe_load((d / "dvc.yaml").read_text())["stages"]
+    holding = {name for name, st in yaml_stages.items() if changed in code_deps(stage_subcommand(st.get("do", st)["cmd"]))}
+    assert holding and "body_model" not in holding and "train_dmp" not in holding, holding
+    s = subprocess.run(["dvc", "status", "--json"], cwd=d, capture_output=True, text=True, env=env, timeout=300)
+    assert s.returncode == 0, s.stderr
+    status = json.loads(s.stdout)
+    assert {k.split("@")[0] for k in status} == holding, status
+    for k, v in status.items():
+        assert v == [{"changed deps": {changed: "modified"}}], (k, v)
+    # Snakemake: the jobs of the rules whose code holds the file rerun for that reason (or, when
+    # Snakemake names only one, because an upstream job reruns); every other job because of them.
+    rules = {name.split("_")[0] if name.startswith("evaluate") else name for name in holding}
+    jobs = _dry_run_reasons(d)
+    direct = {rule for rule, reason in jobs if f"Updated input files: {changed}" in reason}
+    for rule, reason in jobs:
+        assert rule in direct or "Input files updated by another job" in reason, (rule, reason)
+    assert {"train_uvi", "evaluate"} <= direct <= rules, (direct, rules)
+    assert {rule for rule, _ in jobs} == rules | {"report", "all"}, jobs
+    upstream = {"body_model", "uv_assets", "mocap", "dataset", "train_dmp", "train_hmr", "dmp_cache", "train_ik", "ik_cache"}
+    assert not {rule for rule, _ in jobs} & upstream
+
+
+def test_a_variant_added_to_params_yaml_runs_end_to_end(smoke_run, tmp_path):
+    """Issue #21: a variant added to the registry under an existing stage, no other file edited, is
+    trained, cached, evaluated and reported; nothing else reruns."""
+    import json
+    d, r, _ = smoke_run
+    assert r.returncode == 0
+    d = Path(shutil.copytree(d, tmp_path / "repo", symlinks=True))
+    params = d / "params.yaml"
+    text = params.read_text()
+    assert "\n  train_ik:\n    ik14:\n" in text
+    params.write_text(text.replace("\n  train_ik:\n    ik14:\n", "\n  train_ik:\n"
+                                   "    ik_sigma5:\n      label: IK-14 sigma 5 cm\n      overrides: {noise_sigma: 0.05}\n"
+                                   "    ik14:\n", 1))
+    assert _dry_run_jobs(d) == {"train_ik": 1, "ik_cache": 1, "evaluate": 1, "report": 1, "all": 1}
+    env = venv_env()
+    stages = subprocess.run(["dvc", "stage", "list"], cwd=d, capture_output=True, text=True, env=env, timeout=300)
+    assert stages.returncode == 0, stages.stderr
+    names = {l.split()[0] for l in stages.stdout.splitlines() if l.strip()}
+    assert {"train_ik@ik_sigma5", "ik_cache@ik_sigma5", "evaluate_ik@ik_sigma5"} <= names
+    run = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--cores", "2", "--config", "profile=smoke"],
+                         cwd=d, capture_output=True, text=True, env=env, timeout=1200)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    rp = json.loads((d / "results/smoke/params/evaluate/ik_sigma5.json").read_text())
+    assert rp["stage"] == "train_ik"
+    m = json.loads((d / "results/smoke/metrics/ik_sigma5.json").read_text())
+    assert m["metrics"]["mpjpe"] > 0
+    ablation = (d / "reports/smoke/ablation.md").read_text()
+    assert "| IK-14 sigma 5 cm |" in ablation and "- IK-14 sigma 5 cm: " in ablation
+    assert "ik_sigma5" in (d / "reports/smoke/plots/train_ik.csv").read_text().splitlines()[0]
+    assert _dry_run_jobs(d) == {}
+
+
 def test_smoke_run_writes_only_inside_its_own_profile(smoke_run):
     d, _, before = smoke_run
     new = {p.relative_to(d).as_posix() for p in d.rglob("*") if ".git" not in p.parts} - before
@@ -157,7 +241,7 @@ def test_smoke_run_writes_the_figures_and_plot_data(smoke_run):
     readme = (rep / "figures/README.md").read_text()
     assert "Profile **smoke**" in readme and "commit `" in readme and "synthetic test split" in readme
     assert "commit `" in (rep / "ablation.md").read_text()
-    for name in ("train_dmp.csv", "train_ik.csv", "train_uvi.csv", "per_joint/uvi14.csv"):
+    for name in ("train_dmp.csv", "train_ik.csv", "train_uvi.csv", "per_joint/uvi14.csv"):   # uvi14: params.yaml's pipeline.uvi
         assert len((rep / "plots" / name).read_text().splitlines()) >= 2, name
 
 

@@ -51,7 +51,7 @@ def test_snakemake_and_dvc_run_identical_commands(workflow_copy, profile):
     _set_profile(workflow_copy, profile)
     sm, dv = snakemake_commands(workflow_copy), dvc_commands(workflow_copy)
     assert sm == dv, "\n".join(sorted(set(sm) ^ set(dv)))
-    # Every rule of the DAG (docs/design.md, the DAG) and every Table 4 variant is in the graph.
+    # Every rule of docs/design.md ("The DAG") and every Table 4 variant is in the graph.
     subcommands = {c.split()[1] for c in sm}
     assert subcommands == {r.replace("_", "-") for r in RULES}
     for v in TABLE4:

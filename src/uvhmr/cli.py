@@ -61,6 +61,23 @@ def cmd_resolve_params(a) -> None:
     log.info("profile %s: %d parameter file(s) changed", params.profile, len(written))
 
 
+def cmd_dag_deps(a) -> int:
+    from uvhmr.code_deps import check_dvc_yaml, code_deps, write_dvc_yaml
+    if a.write:
+        changed = write_dvc_yaml(Path(a.dvc_yaml))
+        log.info("%s: code deps of %d stage(s) rewritten", a.dvc_yaml, len(changed))
+        return 0
+    if a.check:
+        stale = check_dvc_yaml(Path(a.dvc_yaml))
+        for name in stale:
+            log.error("%s: stage %s: its code deps are not its import closure; run `uvhmr dag-deps --write`",
+                      a.dvc_yaml, name)
+        return 1 if stale else 0
+    for sub in a.subcommands:
+        print(f"{sub}:", *code_deps(sub), sep="\n  ")
+    return 0
+
+
 def cmd_dvc_commit(a) -> int:
     return dvc_commit_keeping_times(Path(a.root), a.targets, log=log.info)
 
@@ -151,7 +168,7 @@ def cmd_evaluate(a) -> None:
     from uvhmr.evaluate.run import run_evaluate, target_kind  # heavy: torch; only this subcommand needs it
     inputs = {k: getattr(a, k) for k in ("data", "uv", "body", "model", "dmp_cache", "ik_cache", "mocap")
               if getattr(a, k) is not None}
-    run_evaluate(rp, a.target, target_kind(a.target), inputs, Path(a.out), log=log.info)
+    run_evaluate(rp, a.target, target_kind(rp, a.target), inputs, Path(a.out), log=log.info)
 
 
 def cmd_report(a) -> None:
@@ -323,6 +340,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--log")
     _add_debug(d)
     d.set_defaults(fn=cmd_dvc_commit)
+
+    g = sub.add_parser("dag-deps", help="the package files each subcommand runs: dvc.yaml's code deps",
+                       description="Print the package files (src/uvhmr/...) each `uvhmr` subcommand runs, its import "
+                                   "closure computed with ast (uvhmr.code_deps); --write rewrites dvc.yaml's code deps "
+                                   "to them, --check exits 1 where they are stale. The Snakemake rules compute the "
+                                   "same lists while the Snakefile is parsed.")
+    g.add_argument("subcommands", nargs="*", metavar="SUBCOMMAND", help="subcommands to print (e.g. train-uvi)")
+    g.add_argument("--dvc-yaml", default="dvc.yaml", help="the DVC pipeline file (default: dvc.yaml)")
+    mode = g.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="rewrite dvc.yaml's code deps")
+    mode.add_argument("--check", action="store_true", help="exit 1 if dvc.yaml's code deps are stale")
+    g.add_argument("--log")
+    _add_debug(g)
+    g.set_defaults(fn=cmd_dag_deps)
 
     b = sub.add_parser("body-model", help="build the body model once and export its compact data + assets",
                        description="Anny: build once (about 70 s, 2 GB RAM), export model data and assets (mesh, "

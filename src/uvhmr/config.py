@@ -4,7 +4,8 @@ Layout of params.yaml::
 
     profile: default            # smoke | default | paper: which block overrides `base`
     body_model: {...}           # shared by every profile (built once into resources/body/)
-    variants: {...}             # the paper's ablation variants per training rule (fixed names)
+    variants: {...}             # the variant registry: per training rule, name -> label, overrides, paper numbers
+    pipeline: {...}             # the variants the stages chain (dmp, ik, uvi)
     base: {...}                 # one section per DAG rule
     profiles: {smoke: {...}, default: {...}, paper: {...}}   # overrides of `base`
 
@@ -99,12 +100,80 @@ def check_smpl_files(bm, source: str) -> None:
         raise ConfigError(f"{source}: body_model.smpl_uv_obj: {expect}, got {_show(obj)} (no such file)")
 
 
+# ---------------------------------------------------------------- the variant registry
+# params.yaml `variants:` (docs/design.md, "Variants"): the one place a variant is defined. The
+# workflow, evaluate and the report read these objects; nothing guesses from a variant's name.
+
+VARIANT_RULES = ("train_dmp", "train_ik", "train_uvi")
+# What `uvhmr evaluate` scores beside the variants (its --target), with the report's row labels.
+BASELINES = {"mean_pose": "Mean pose (floor)", "hmr": "HMR-style regression",
+             "iterative_ik": "Iterative IK on J_initial", "oracle_ik": "IK on GT joints, 30 % zeroed (oracle)",
+             "oracle_uvi": "UVI on GT maps (oracle)"}
+
+
+@dataclass(frozen=True)
+class PaperNumbers:
+    """A row's numbers in the paper's Table 4 (3DOH test set, mm): reference only."""
+    mpve: Optional[float] = num(None, positive=True)
+    mpjpe: Optional[float] = num(None, positive=True)
+    pa_mpjpe: Optional[float] = num(None, positive=True)
+
+
+@dataclass(frozen=True)
+class ExtraRow:
+    """A second row of a variant's metrics: `nonoccluded`, the error over the visible joints."""
+    label: str = ""
+    paper: Optional[PaperNumbers] = None
+
+    def __post_init__(self):
+        if not self.label.strip():
+            raise ConfigError("label: required (the row's name in the ablation table)")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One variant: its row label, what it changes in its stage's section, and optionally the
+    paper's numbers and a Nonoccluded row. Its stage is the registry block it is written in."""
+    label: str = ""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    paper: Optional[PaperNumbers] = None
+    nonoccluded: Optional[ExtraRow] = None
+
+    def __post_init__(self):
+        if not self.label.strip():
+            raise ConfigError("label: required (the variant's row name in the ablation table)")
+
+
 @dataclass(frozen=True)
 class Variants:
-    """The paper's Table 4 variants: name -> overrides of that rule's section."""
-    train_dmp: dict[str, dict] = field(default_factory=dict)
-    train_ik: dict[str, dict] = field(default_factory=dict)
-    train_uvi: dict[str, dict] = field(default_factory=dict)
+    """The registry: per training stage (its rule), variant name -> Variant (params.yaml order)."""
+    train_dmp: dict[str, Variant] = field(default_factory=dict)
+    train_ik: dict[str, Variant] = field(default_factory=dict)
+    train_uvi: dict[str, Variant] = field(default_factory=dict)
+
+    def stages(self) -> dict[str, dict[str, Variant]]:
+        return {r: getattr(self, r) for r in VARIANT_RULES}
+
+    def names(self) -> list[str]:
+        """Every variant, stage by stage in pipeline order."""
+        return [n for vs in self.stages().values() for n in vs]
+
+    def stage_of(self, name: str) -> Optional[str]:
+        """The rule that trains variant `name` (None: not a variant)."""
+        return next((r for r, vs in self.stages().items() if name in vs), None)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """params.yaml `pipeline:`: the variants the stages chain. IK trains on `dmp`'s cache, UVI on
+    `dmp`'s and `ik`'s; each stage's other variants are compared with these in the report; the
+    figures, the per-joint plots and the oracle rows use them."""
+    dmp: str = "dmp14"
+    ik: str = "ik14"
+    uvi: str = "uvi14"
+
+    def of(self, stage: str) -> str:
+        return getattr(self, {"train_dmp": "dmp", "train_ik": "ik", "train_uvi": "uvi"}[stage])
 
 
 # ---------------------------------------------------------------- per-profile rule sections
@@ -332,6 +401,7 @@ class Params:
     body_model: BodyModelParams
     variants: Variants
     rules: RuleSections            # `base` with the profile's block applied
+    pipeline: Pipeline = field(default_factory=Pipeline)
     source: str = "params.yaml"
 
 
@@ -463,10 +533,45 @@ def to_dict(obj) -> Any:
     return obj
 
 
-TOP_KEYS = ("profile", "body_model", "variants", "base", "profiles")
-VARIANT_RULES = ("train_dmp", "train_ik", "train_uvi")
+TOP_KEYS = ("profile", "body_model", "variants", "pipeline", "base", "profiles")
 # Variant names become file names, Snakemake wildcards and words of the rules' shell commands.
 VARIANT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def _parse_variants(raw: Any, rules: RuleSections, source: str) -> Variants:
+    """The registry: names checked first (they become paths and shell words), then each entry,
+    then each variant's section with its overrides applied."""
+    if isinstance(raw, dict):
+        for rule, block in raw.items():
+            if rule in VARIANT_RULES and isinstance(block, dict):
+                for name in block:
+                    if not VARIANT_NAME.fullmatch(str(name)):
+                        _fail(source, f"variants.{rule}.{name}", "expected a variant name of letters, digits and "
+                              "underscores (it becomes file names and a shell word), starting with a letter")
+                    if name in BASELINES:
+                        _fail(source, f"variants.{rule}.{name}", f"a baseline's name (baselines: {', '.join(BASELINES)})")
+    variants = _build(Variants, raw or {}, "variants", source)
+    seen: dict[str, str] = {}
+    for rule, vs in variants.stages().items():
+        section = type(getattr(rules, rule))
+        for name, v in vs.items():
+            if name in seen:
+                _fail(source, f"variants.{rule}.{name}", f"also a variant of {seen[name]} (names are shared by "
+                      "metrics files and evaluate targets: pick another)")
+            seen[name] = rule
+            _build(section, _merge(to_dict(getattr(rules, rule)), v.overrides), f"variants.{rule}.{name}.overrides", source)
+    return variants
+
+
+def _check_pipeline(pipe: Pipeline, variants: Variants, rules: RuleSections, source: str) -> None:
+    for key, rule in (("dmp", "train_dmp"), ("ik", "train_ik"), ("uvi", "train_uvi")):
+        name = getattr(pipe, key)
+        if name not in getattr(variants, rule):
+            _fail(source, f"pipeline.{key}", f"expected a variant of {rule} (known: {', '.join(getattr(variants, rule)) or 'none'}), "
+                  f"got {_show(name)}")
+    joints = _merge(to_dict(rules.train_dmp), variants.train_dmp[pipe.dmp].overrides).get("joints")
+    if joints != 14:
+        _fail(source, "pipeline.dmp", f"IK and UVI read a 14-joint DMP's cache; {pipe.dmp} has joints: {joints}")
 
 
 def parse_params(raw: Any, profile: Optional[str] = None, source: str = "params.yaml") -> Params:
@@ -497,15 +602,10 @@ def parse_params(raw: Any, profile: Optional[str] = None, source: str = "params.
         _fail(source, "body_model.adult_age_min", f"expected at most adult_age_max ({body.adult_age_max}), got {body.adult_age_min}")
     if body.backend == "smpl":
         check_smpl_files(body, source)
-    variants = _build(Variants, raw.get("variants") or {}, "variants", source)
-    for rule in VARIANT_RULES:
-        section = type(getattr(rules, rule))
-        for name, over in getattr(variants, rule).items():
-            if not VARIANT_NAME.fullmatch(name):
-                _fail(source, f"variants.{rule}.{name}", "expected a variant name of letters, digits and "
-                      "underscores (it becomes file names and a shell word), starting with a letter")
-            _build(section, _merge(to_dict(getattr(rules, rule)), over), f"variants.{rule}.{name}", source)
-    return Params(profile=prof, body_model=body, variants=variants, rules=rules, source=source)
+    variants = _parse_variants(raw.get("variants"), rules, source)
+    pipeline = _build(Pipeline, raw.get("pipeline") or {}, "pipeline", source)
+    _check_pipeline(pipeline, variants, rules, source)
+    return Params(profile=prof, body_model=body, variants=variants, rules=rules, source=source, pipeline=pipeline)
 
 
 def load_params(path: str | Path = "params.yaml", profile: Optional[str] = None) -> Params:
@@ -533,6 +633,9 @@ class RuleParams:
     run: RunParams
     body_model: BodyModelParams
     section: Any
+    stage: Optional[str] = None            # evaluate: the training rule of the variant it scores (None: a baseline)
+    variants: Optional[Variants] = None    # report: the registry (row labels, paper numbers)
+    pipeline: Optional[Pipeline] = None    # report: which variant each stage's rows compare with
 
     @property
     def resources(self) -> Resources:
@@ -545,15 +648,27 @@ def rule_params(params: Params, rule: str, variant: Optional[str] = None) -> Rul
         # parameters, or switching profiles would rebuild the body model.
         return RuleParams("*", rule, None, RunParams(), params.body_model, params.body_model)
     section = getattr(params.rules, rule)
-    if variant is not None:
-        over = getattr(params.variants, rule)[variant]
-        section = _build(type(section), _merge(to_dict(section), over), f"variants.{rule}.{variant}", params.source)
-    return RuleParams(params.profile, rule, variant, params.rules.run, params.body_model, section)
+    extra: dict[str, Any] = {}
+    if rule == "evaluate":
+        # one file per target (evaluate/<target>.json): adding a variant reruns no other evaluation
+        if variant not in params.variants.names() and variant not in BASELINES:
+            raise ValueError(f"unknown evaluation target {variant!r}")
+        extra["stage"] = params.variants.stage_of(variant)
+    elif rule == "report":
+        extra.update(variants=params.variants, pipeline=params.pipeline)
+    elif variant is not None:
+        over = getattr(params.variants, rule)[variant].overrides
+        section = _build(type(section), _merge(to_dict(section), over), f"variants.{rule}.{variant}.overrides", params.source)
+    return RuleParams(params.profile, rule, variant, params.rules.run, params.body_model, section, **extra)
 
 
 def rule_params_dict(rp: RuleParams) -> dict:
-    return {"profile": rp.profile, "rule": rp.rule, "variant": rp.variant, "run": to_dict(rp.run),
-            "body_model": to_dict(rp.body_model), "section": to_dict(rp.section)}
+    d = {"profile": rp.profile, "rule": rp.rule, "variant": rp.variant, "run": to_dict(rp.run),
+         "body_model": to_dict(rp.body_model), "section": to_dict(rp.section)}
+    for k in ("stage", "variants", "pipeline"):     # only where the rule has them
+        if getattr(rp, k) is not None:
+            d[k] = to_dict(getattr(rp, k))
+    return d
 
 
 SECTION_TYPES = {f.name: typing.get_type_hints(RuleSections)[f.name] for f in dataclasses.fields(RuleSections)}
@@ -577,4 +692,7 @@ def load_rule_params(path: str | Path) -> RuleParams:
         run=_build(RunParams, d["run"], "run", src),
         body_model=_build(BodyModelParams, d["body_model"], "body_model", src),
         section=_build(SECTION_TYPES[d["rule"]], d["section"], "section", src),
+        stage=d.get("stage"),
+        variants=_build(Variants, d["variants"], "variants", src) if "variants" in d else None,
+        pipeline=_build(Pipeline, d["pipeline"], "pipeline", src) if "pipeline" in d else None,
     )

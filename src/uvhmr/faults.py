@@ -22,7 +22,7 @@ from uvhmr.io import WRITE_ERRNOS
 OWN_TYPES: list[tuple[type, int, bool]] = [(ConfigError, 2, False), (InputError, 1, False), (AssetError, 1, True)]
 
 
-def fault_types() -> list[tuple[type, int, bool]]:
+def fault_types() -> list[tuple[type, int, bool]]:  # not a code dependency
     """[(exception type, exit code, whether the line starts with the type's name)], checked in
     order. A type renamed or moved fails these imports in the tests instead of silently losing
     its one line."""

@@ -16,23 +16,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from uvhmr.config import TOP_KEYS, ConfigError, Params, load_params, rule_params, rule_params_dict
+from uvhmr.code_deps import code_deps
+from uvhmr.config import BASELINES, TOP_KEYS, ConfigError, Params, Pipeline, load_params, rule_params, rule_params_dict
 from uvhmr.io import write_if_changed
 
 RULES = ("body_model", "uv_assets", "mocap", "dataset", "train_dmp", "train_hmr", "dmp_cache",
          "train_ik", "ik_cache", "train_uvi", "evaluate", "report", "figures")
 SPLITS = ("dmp_train", "stage2_train", "test")
-# Baselines, floor and oracle rows scored beside the paper's variants (docs/design.md, scoring).
-BASELINES = ("hmr", "iterative_ik", "mean_pose", "oracle_ik", "oracle_uvi")
-# The stage-2 modules train on the full DMP and IK variants.
-STAGE2_DMP, STAGE2_IK, FULL_UVI = "dmp14", "ik14", "uvi14"
+# Variants and baselines: params.yaml's registry (uvhmr.config.Variants, Pipeline, BASELINES).
 # reports/<profile>/: the report rule's files (uvhmr.report.tables); the plots/ ones are the data of
 # dvc.yaml's top-level `plots:` (training curves, columns = variant names; per-joint errors of the
-# three stages). The figures rule writes reports/<profile>/figures/.
+# pipeline's three variants). The figures rule writes reports/<profile>/figures/.
 REPORT_TABLES = ("ablation.md", "ablation.csv", "comparison.md", "metrics.json", "per_joint_mpjpe.csv")
 TRAINING_PLOTS = ("train_dmp", "train_dmp_val", "train_hmr", "train_ik", "train_uvi")
-PER_JOINT_PLOTS = (STAGE2_DMP, STAGE2_IK, FULL_UVI)
-REPORT_PLOTS = (*(f"plots/{p}.csv" for p in TRAINING_PLOTS), *(f"plots/per_joint/{t}.csv" for t in PER_JOINT_PLOTS))
+
+
+def per_joint_targets(pipe: Pipeline) -> tuple[str, str, str]:
+    """The targets whose per-joint errors are plotted: the pipeline's DMP, IK and UVI."""
+    return (pipe.dmp, pipe.ik, pipe.uvi)
+
+
+def report_plots(pipe: Pipeline) -> tuple[str, ...]:
+    """The report rule's plot-data files, relative to reports/<profile>/."""
+    return (*(f"plots/{p}.csv" for p in TRAINING_PLOTS), *(f"plots/per_joint/{t}.csv" for t in per_joint_targets(pipe)))
+
+
+def report_files(pipe: Pipeline) -> tuple[str, ...]:
+    return (*REPORT_TABLES, *report_plots(pipe))
+
 # Cluster job groups (Snakemake `group:`, read only by cluster executors). Each Slurm job costs
 # seconds of scheduling and status polling, so on the smoke profile, whose jobs last seconds, every
 # stage below is one cluster job (the slurm profile's group-components merges a stage's unconnected
@@ -118,31 +129,30 @@ class Layout:
 
 
 def evaluate_targets(params: Params) -> list[str]:
-    v = params.variants
-    return [*v.train_dmp, *v.train_ik, *v.train_uvi, *BASELINES]
+    return [*params.variants.names(), *BASELINES]
 
 
 def evaluate_inputs(lay: Layout, params: Params, target: str) -> dict[str, str]:
     """The inputs of `uvhmr evaluate --target <target>`, in the order of its flags."""
-    v = params.variants
+    pipe, stage = params.pipeline, params.variants.stage_of(target)
     common = {"data": lay.data("test"), "uv": lay.uv, "body": lay.body}
-    if target in v.train_dmp:
+    if stage == "train_dmp":
         own = {"model": lay.dmp_model(target), "dmp_cache": lay.dmp_cache(target)}
-    elif target in v.train_ik:
-        own = {"model": lay.ik_model(target), "dmp_cache": lay.dmp_cache(STAGE2_DMP), "ik_cache": lay.ik_cache(target),
+    elif stage == "train_ik":
+        own = {"model": lay.ik_model(target), "dmp_cache": lay.dmp_cache(pipe.dmp), "ik_cache": lay.ik_cache(target),
                "mocap": lay.mocap}
-    elif target in v.train_uvi:
-        own = {"model": lay.uvi_model(target), "dmp_cache": lay.dmp_cache(STAGE2_DMP), "ik_cache": lay.ik_cache(STAGE2_IK)}
+    elif stage == "train_uvi":
+        own = {"model": lay.uvi_model(target), "dmp_cache": lay.dmp_cache(pipe.dmp), "ik_cache": lay.ik_cache(pipe.ik)}
     elif target == "hmr":
         own = {"model": lay.hmr_model}
     elif target == "iterative_ik":
-        own = {"dmp_cache": lay.dmp_cache(STAGE2_DMP)}
+        own = {"dmp_cache": lay.dmp_cache(pipe.dmp)}
     elif target == "mean_pose":
         own = {"mocap": lay.mocap}
     elif target == "oracle_ik":
-        own = {"model": lay.ik_model(STAGE2_IK)}
+        own = {"model": lay.ik_model(pipe.ik)}
     elif target == "oracle_uvi":
-        own = {"model": lay.uvi_model(FULL_UVI)}
+        own = {"model": lay.uvi_model(pipe.uvi)}
     else:
         raise ValueError(f"unknown evaluation target {target!r} (known: {', '.join(evaluate_targets(params))})")
     return {**common, **own}
@@ -161,9 +171,9 @@ def flags(inputs: dict[str, str]) -> str:
 
 
 def rule_variants(params: Params) -> dict[str, list[Optional[str]]]:
-    v = params.variants
-    out = {r: [None] for r in RULES}
-    out.update(train_dmp=list(v.train_dmp), train_ik=list(v.train_ik), train_uvi=list(v.train_uvi))
+    out: dict[str, list[Optional[str]]] = {r: [None] for r in RULES}
+    out.update({rule: list(vs) for rule, vs in params.variants.stages().items()})
+    out["evaluate"] = evaluate_targets(params)      # evaluate/<target>.json: the target's stage
     return out
 
 
@@ -200,6 +210,15 @@ class Workflow:
 
     def threads(self, rule: str) -> int:
         return self._resources(rule).threads
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self.params.pipeline
+
+    def code(self, rule: str) -> list[str]:
+        """The package files the rule's `uvhmr` subcommand runs (uvhmr.code_deps): inputs of the
+        rule, so a change to one reruns the rule and what follows (docs/design.md)."""
+        return code_deps(rule.replace("_", "-"))
 
     def group(self, rule: str) -> Optional[str]:
         """The rule's cluster job group (Snakemake `group:`; local runs ignore groups)."""

@@ -1,4 +1,4 @@
-"""A throw-away single-node Slurm on localhost, for the cluster tests (docs/design.md, cluster).
+"""A throw-away single-node Slurm on localhost, for the cluster tests (docs/workflow.md, "Running on a cluster").
 
     python tests/cluster/slurm_local.py -- snakemake --profile workflow/profiles/slurm --config profile=smoke
 

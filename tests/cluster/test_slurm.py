@@ -1,4 +1,4 @@
-"""The DAG on Slurm (docs/design.md, cluster): the profiles, and the smoke DAG on a real Slurm.
+"""The DAG on Slurm (docs/workflow.md, "Running on a cluster"; issue #10): the profiles, and the smoke DAG on a real Slurm.
 
 The cluster is a throw-away single-node Slurm on localhost (slurm_local.py: Debian's slurm-wlm,
 installed if missing; daemons are children of this process, stopped by PID, also on failure). The

@@ -10,7 +10,7 @@ from uvhmr.data.camera_frame import prior_poses
 
 
 def test_joint_refine_net_has_about_400k_parameters():
-    # The paper's JointRefineNet: 6 linear layers, ~400k parameters (docs/design.md, IK).
+    # The paper's JointRefineNet: 6 linear layers, ~400k parameters (paper §3.2).
     n = sum(p.numel() for p in JointRefineNet(14).parameters())
     assert abs(n - 400_000) <= 40_000, n
 

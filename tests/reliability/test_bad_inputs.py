@@ -38,7 +38,7 @@ _set = set_key
      "params.yaml: base.dataset.fill_range: the body cannot fill more than the crop (<= 1), got [0.5, 1.5]"),
     (_set(["base", "mocap", "files"], "/no/such/mocap"),
      'params.yaml: base.mocap.files: expected an existing directory, got "/no/such/mocap"'),
-    (_set(["trainig"], {}), "params.yaml: trainig: unknown key (known keys: profile, body_model, variants, base, profiles)"),
+    (_set(["trainig"], {}), "params.yaml: trainig: unknown key (known keys: profile, body_model, variants, pipeline, base, profiles)"),
     (_set(["base", "run"], "fast"), 'params.yaml: base.run: expected a mapping of RunParams keys, got "fast"'),
     (_set(["body_model", "adult_age_min"], 80), "params.yaml: body_model.adult_age_min: expected at most adult_age_max"),
     # Variant names become file names and words of the rules' shell commands.

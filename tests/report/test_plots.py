@@ -11,12 +11,16 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from uvhmr.config import load_params
 from uvhmr.report.tables import build_plots, training_curves
-from uvhmr.workflow import PER_JOINT_PLOTS, REPORT_PLOTS
+from uvhmr.workflow import per_joint_targets, report_plots
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TEMPLATE = REPO / "workflow/report/dvc_plots.html"
+PIPELINE = load_params(REPO / "params.yaml").pipeline
+PER_JOINT_PLOTS = per_joint_targets(PIPELINE)
+REPORT_PLOTS = report_plots(PIPELINE)
 
 
 def chromium() -> str:
@@ -62,6 +66,8 @@ def test_dvc_plots_name_the_report_files_and_the_variants_of_params_yaml():
     files = {}
     for title, spec in _dvc_plots().items():
         for f, cols in (spec.get("y") or {title: None}).items():
+            for key, name in (("${pipeline.dmp}", PIPELINE.dmp), ("${pipeline.ik}", PIPELINE.ik), ("${pipeline.uvi}", PIPELINE.uvi)):
+                f = f.replace(key, name)
             files[f.replace("reports/${profile}/", "")] = cols
     expect = {"plots/train_dmp.csv": list(variants["train_dmp"]), "plots/train_dmp_val.csv": [*variants["train_dmp"], "mean_pose"],
               "plots/train_hmr.csv": ["hmr"], "plots/train_ik.csv": list(variants["train_ik"]),
@@ -98,10 +104,10 @@ def _metrics():
 def test_training_curves_average_seeds_and_per_joint_files_keep_lsp_order(tmp_path):
     variants = yaml.safe_load((REPO / "params.yaml").read_text())["variants"]
     m = _models(tmp_path, variants)
-    curves = training_curves(m)
+    curves = training_curves(m, PIPELINE)
     assert curves["plots/train_ik.csv"]["ik14"] == {1: 1.5, 2: 1.0, 3: 0.5 + 1 / 3}     # mean of seeds 0, 1
     assert curves["plots/train_dmp_val.csv"]["mean_pose"] == {1: 288.0, 2: 288.0, 3: 288.0}
-    out = build_plots(_metrics(), m)
+    out = build_plots(_metrics(), m, PIPELINE)
     assert set(out) == set(REPORT_PLOTS)
     head = out["plots/train_uvi.csv"].splitlines()[0].split(",")
     assert head[0] == "epoch" and sorted(head[1:]) == sorted(variants["train_uvi"])
@@ -122,7 +128,7 @@ def test_dvc_plots_show_writes_an_offline_page(tmp_path):
     (d / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     subprocess.run(["git", "init", "-q"], cwd=d, check=True)
     rep = d / "reports/smoke"
-    for name, text in build_plots(_metrics(), _models(tmp_path / "results", raw["variants"])).items():
+    for name, text in build_plots(_metrics(), _models(tmp_path / "results", raw["variants"]), PIPELINE).items():
         (rep / name).parent.mkdir(parents=True, exist_ok=True)
         (rep / name).write_text(text)
     import matplotlib

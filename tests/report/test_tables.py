@@ -1,7 +1,16 @@
 """The report's tables (issue #9); their intervals: test_stats.py."""
+from pathlib import Path
+
 import numpy as np
 
-from uvhmr.report.tables import TABLE4, build_tables
+from uvhmr.config import load_params
+from uvhmr.report.tables import build_tables, table4_rows
+
+REPO = Path(__file__).resolve().parents[2]
+PARAMS = load_params(REPO / "params.yaml")
+REG = (PARAMS.variants, PARAMS.pipeline)
+TABLE4 = table4_rows(*REG)
+
 
 
 def _fake(target, mpjpe, n=50, seed=0):
@@ -16,13 +25,13 @@ def _fake(target, mpjpe, n=50, seed=0):
 
 
 def test_every_table4_row_has_numbers_and_the_profile_is_named():
-    targets = {t for _, t, _, _ in TABLE4}
+    targets = {r.target for r in TABLE4}
     metrics = {t: _fake(t, 100.0 + i, seed=i) for i, t in enumerate(sorted(targets))}
     metrics["mean_pose"] = _fake("mean_pose", 250.0)
-    out = build_tables(metrics, "default")
+    out = build_tables(metrics, "default", *REG)
     text = out["ablation.md"]
     assert "Profile **default**" in text
-    for label, _, view, _ in TABLE4:
+    for label in (r.label for r in TABLE4):
         row = next(l for l in text.splitlines() if l.startswith(f"| {label} |"))
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[2] != "-" and cells[3] != "-", row        # MPJPE and PA-MPJPE filled
@@ -37,7 +46,7 @@ def test_report_names_profile_data_and_commit(tmp_path):
     metrics["dmp14"]["data"] = {"path": "results/default/data/test", "source": "synthetic", "split": "test",
                                 "samples": 50, "image_size": 64, "body_model": "anny", "occluder_families": "test"}
     prov = {"profile": "default", "data": metrics["dmp14"]["data"], "commit": "0123abc"}
-    out = build_tables(metrics, "default", prov)
+    out = build_tables(metrics, "default", *REG, prov)
     for name in ("ablation.md", "comparison.md"):
         first = out[name].splitlines()[2]
         assert "Profile **default**" in first and "commit `0123abc`" in first, first
@@ -66,14 +75,14 @@ def test_report_names_profile_data_and_commit(tmp_path):
 
 
 def test_the_reading_says_where_our_ordering_differs_from_the_papers():
-    metrics = {t: _fake(t, 200.0, seed=1) for _, t, _, _ in TABLE4}
+    metrics = {r.target: _fake(r.target, 200.0, seed=1) for r in TABLE4}
     metrics["ik14"] = _fake("ik14", 180.0, seed=2)                       # IK improves on DMP ...
     metrics["uvi14"] = _fake("uvi14", 190.0, seed=3)                     # ... UVI does not improve on IK
     metrics["uvi14_noik"] = _fake("uvi14_noik", 195.0, seed=3)          # +5 mm on the same noise: hurts
     metrics["uvi14_nodismag"] = _fake("uvi14_nodismag", 190.0, seed=3)  # identical: no difference
     metrics["uvi14_nodmp"] = _fake("uvi14_nodmp", 185.0, seed=3)        # -5 mm: helps
     metrics["mean_pose"] = _fake("mean_pose", 195.0)
-    text = build_tables(metrics, "default")["ablation.md"].split("## How this reads against the paper")[1]
+    text = build_tables(metrics, "default", *REG)["ablation.md"].split("## How this reads against the paper")[1]
     lines = text.strip().splitlines()
     assert any(l.startswith("- **DMP-14 does not beat the mean pose** (200.0 mm vs 195.0 mm") for l in lines)
     assert not any("IK-14 does not beat" in l or "UVI-14 does not beat" in l for l in lines)
@@ -83,3 +92,30 @@ def test_the_reading_says_where_our_ordering_differs_from_the_papers():
     assert "hurts here, as in the paper" in verdict["UVI-14 w/o IK-14"] and "the paper: +11.1 mm" in verdict["UVI-14 w/o IK-14"]
     assert "no measurable difference" in verdict["UVI-14 w/o l_dismag"]
     assert "helps here, unlike the paper" in verdict["UVI-14 w/o DMP-14"]
+
+
+def test_the_rows_come_from_the_registry_in_the_papers_order():
+    assert [(r.label, r.target, r.view, r.full) for r in TABLE4] == [
+        ("DMP-24", "dmp24", "", "dmp14"), ("DMP-14 w/o synthetic occlusion", "dmp14_nosynocc", "", "dmp14"),
+        ("DMP-14-Nonoccluded", "dmp14", "visible", None), ("DMP-14", "dmp14", "", None),
+        ("IK-14 w/o gaussian noise", "ik14_nonoise", "", "ik14"), ("IK-14 w/o random zero", "ik14_nozero", "", "ik14"),
+        ("IK-14", "ik14", "", None),
+        ("UVI-14 w/o IK-14", "uvi14_noik", "", "uvi14"), ("UVI-14 w/o DMP-14", "uvi14_nodmp", "", "uvi14"),
+        ("UVI-14 w/o l_dismag", "uvi14_nodismag", "", "uvi14"), ("UVI-14", "uvi14", "", None)]
+    assert TABLE4[3].paper == (None, 128.4, 109.8) and TABLE4[-1].paper == (72.3, 58.3, 44.6)
+
+
+def test_a_variant_without_the_papers_numbers_gets_a_row_and_a_reading():
+    import yaml
+    from uvhmr.config import parse_params
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["variants"]["train_uvi"]["uvi14_wide"] = {"label": "UVI-14 wide", "overrides": {"width": 48}}
+    p = parse_params(raw)
+    rows = table4_rows(p.variants, p.pipeline)
+    assert [r.label for r in rows][-2:] == ["UVI-14 wide", "UVI-14"]
+    metrics = {r.target: _fake(r.target, 200.0, seed=1) for r in rows}
+    metrics["uvi14_wide"] = _fake("uvi14_wide", 190.0, seed=1)
+    out = build_tables(metrics, "default", p.variants, p.pipeline)
+    assert "| UVI-14 wide |" in out["ablation.md"]
+    assert "- UVI-14 wide: helps here (Δ -10.0 mm" in out["ablation.md"] and "not in the paper" in out["ablation.md"]
+    assert "UVI-14 wide (paper)" not in out["comparison.md"]

@@ -1,6 +1,7 @@
 rule body_model:
     input:
         params=L.params("body_model"),
+        code=W.code("body_model"),
     output:
         directory(L.body),
     log:
@@ -21,6 +22,7 @@ rule uv_assets:
     input:
         params=L.params("uv_assets"),
         body=L.body,
+        code=W.code("uv_assets"),
     output:
         directory(L.uv),
     log:

@@ -2,6 +2,7 @@ rule mocap:
     input:
         params=L.params("mocap"),
         body=L.body,
+        code=W.code("mocap"),
     output:
         directory(L.mocap),
     log:
@@ -24,6 +25,7 @@ rule dataset:
         body=L.body,
         uv=L.uv,
         mocap=L.mocap,
+        code=W.code("dataset"),
     output:
         directory(L.data("{split}")),
     log:

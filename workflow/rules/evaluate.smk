@@ -1,6 +1,7 @@
 rule evaluate:
     input:
-        unpack(lambda w: {"params": L.params("evaluate"), **evaluate_inputs(L, P, w.target)}),
+        unpack(lambda w: {"params": L.params("evaluate", w.target), **evaluate_inputs(L, P, w.target)}),
+        code=W.code("evaluate"),
     output:
         L.metrics("{target}"),
     params:

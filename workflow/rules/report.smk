@@ -6,13 +6,14 @@ rule report:
         params=L.params("report"),
         metrics=[L.metrics(t) for t in evaluate_targets(P)],
         models=trained_models(L, P),   # their per-epoch training CSVs sit beside them
+        code=W.code("report"),
     output:
         ablation=report(L.report("ablation.md"), caption="../report/ablation.rst", category="Tables"),
         ablation_csv=report(L.report("ablation.csv"), caption="../report/ablation.rst", category="Tables"),
         comparison=report(L.report("comparison.md"), caption="../report/comparison.rst", category="Tables"),
         metrics=report(L.report("metrics.json"), caption="../report/metrics.rst", category="Tables"),
         per_joint=report(L.report("per_joint_mpjpe.csv"), caption="../report/per_joint.rst", category="Tables"),
-        plots=[report(L.report(f), caption="../report/plots.rst", category="Plot data") for f in REPORT_PLOTS],
+        plots=[report(L.report(f), caption="../report/plots.rst", category="Plot data") for f in report_plots(V)],
     params:
         metrics_dir=lambda w, input: os.path.dirname(input.metrics[0]),
         models_dir=lambda w, input: os.path.commonpath(input.models),   # results/<profile>/models
@@ -39,10 +40,11 @@ rule figures:
         uv=L.uv,
         mocap=L.mocap,
         body=L.body,
-        dmp_cache=L.dmp_cache("dmp14"),
-        ik_model=L.ik_model("ik14"),
-        ik_cache=L.ik_cache("ik14"),
-        uvi_model=L.uvi_model("uvi14"),
+        dmp_cache=L.dmp_cache(V.dmp),
+        ik_model=L.ik_model(V.ik),
+        ik_cache=L.ik_cache(V.ik),
+        uvi_model=L.uvi_model(V.uvi),
+        code=W.code("figures"),
     output:
         report(directory(L.figures), patterns=["{name}.png"], caption="../report/figures.rst", category="Figures"),
     log:

@@ -4,6 +4,7 @@ rule train_dmp:
         data=L.data("dmp_train"),
         uv=L.uv,
         body=L.body,
+        code=W.code("train_dmp"),
     output:
         L.dmp_model("{dmp}"),
     log:
@@ -26,6 +27,7 @@ rule train_hmr:
         params=L.params("train_hmr"),
         data=L.data("dmp_train"),
         body=L.body,
+        code=W.code("train_hmr"),
     output:
         L.hmr_model,
     log:
@@ -50,6 +52,7 @@ rule dmp_cache:
         train=L.data("stage2_train"),
         test=L.data("test"),
         uv=L.uv,
+        code=W.code("dmp_cache"),
     output:
         directory(L.dmp_cache("{dmp}")),
     log:
@@ -71,10 +74,11 @@ rule train_ik:
     input:
         params=L.params("train_ik", "{ik}"),
         mocap=L.mocap,
-        dmp_cache=L.dmp_cache("dmp14"),
+        dmp_cache=L.dmp_cache(V.dmp),
         data=L.data("stage2_train"),
         body=L.body,
         uv=L.uv,
+        code=W.code("train_ik"),
     output:
         directory(L.ik_model("{ik}")),
     log:
@@ -96,9 +100,10 @@ rule ik_cache:
     input:
         params=L.params("ik_cache"),
         model=L.ik_model("{ik}"),
-        dmp_cache=L.dmp_cache("dmp14"),
+        dmp_cache=L.dmp_cache(V.dmp),
         body=L.body,
         uv=L.uv,
+        code=W.code("ik_cache"),
     output:
         directory(L.ik_cache("{ik}")),
     log:
@@ -119,11 +124,12 @@ rule ik_cache:
 rule train_uvi:
     input:
         params=L.params("train_uvi", "{uvi}"),
-        dmp_cache=L.dmp_cache("dmp14"),
-        ik_cache=L.ik_cache("ik14"),
+        dmp_cache=L.dmp_cache(V.dmp),
+        ik_cache=L.ik_cache(V.ik),
         data=L.data("stage2_train"),
         uv=L.uv,
         body=L.body,
+        code=W.code("train_uvi"),
     output:
         directory(L.uvi_model("{uvi}")),
     log:

@@ -2,7 +2,7 @@
 fixed test split. One JSON per target with summary metrics and the per-sample errors (for the
 report's paired bootstrap).
 
-All errors in mm on LSP-14, root = mid-hips (docs/design.md, scoring); PA = per-sample similarity Procrustes;
+All errors in mm on LSP-14, root = mid-hips (docs/design.md, "Conventions"); PA = per-sample similarity Procrustes;
 "visible" = Table 4's Nonoccluded: Procrustes on all joints, error over visible joints only.
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ from uvhmr.data.mocap import open_mocap
 from uvhmr.data.orientation import OrientationSampler, rotate_points
 from uvhmr.data.scene import canonical_rotation
 from uvhmr.device import pick_device
+from uvhmr.errors import ConfigError
 from uvhmr.evaluate import metrics as M
 from uvhmr.evaluate.iterative_ik import fit_iterative_ik
 from uvhmr.io import write_json
@@ -354,11 +355,16 @@ def _oracle_uvi(inputs, body, rp, device) -> list[dict]:
     return _uvi_seed_metrics(inputs["model"], make_inputs, uv, gt, device)
 
 
-def target_kind(target: str) -> str:
-    for prefix in ("dmp", "ik", "uvi"):
-        if target.startswith(prefix) and target[len(prefix):len(prefix) + 2].isdigit():
-            return prefix
-    return target
+STAGE_KINDS = {"train_dmp": "dmp", "train_ik": "ik", "train_uvi": "uvi"}
+
+
+def target_kind(rp, target: str) -> str:
+    """What `target` is, from its resolved parameters (evaluate/<target>.json, written from
+    params.yaml's variant registry): a variant of a stage (dmp, ik, uvi) or a baseline (its name)."""
+    if rp.variant != target:
+        raise ConfigError(f"uvhmr evaluate: --target {target}: the parameter file is for {rp.variant!r}; pass "
+                          f"results/<profile>/params/evaluate/{target}.json")
+    return STAGE_KINDS[rp.stage] if rp.stage else target
 
 
 def run_evaluate(rp, target: str, kind: str, inputs: dict, out: Path, log=print) -> None:

@@ -1,4 +1,4 @@
-"""DMP, the dense map prediction module (paper §3.1; docs/design.md, DMP), and the inference-time
+"""DMP, the dense map prediction module (paper §3.1; docs/design.md, "Module homes"), and the inference-time
 steps on its output: J_initial (`j_initial`) and the warp into UV space (`warp_to_uv`).
 
 An image encoder (`models/encoders.py`: ResNet or EfficientNet-Lite), a decoder with skip connections up to 1/`out_stride` of the input, and heads for

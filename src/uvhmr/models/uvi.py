@@ -1,4 +1,4 @@
-"""UVI, the UV inpainting module (paper §3.3; docs/design.md, UVI): a light UNet in UV space,
+"""UVI, the UV inpainting module (paper §3.3; docs/design.md, "Module homes"): a light UNet in UV space,
 its input (`stack_inputs`, `uvi_inputs`), its model file (`load_uvi`) and the final joints and
 mesh read from its output (`infer`).
 

@@ -9,41 +9,49 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
+from uvhmr.config import BASELINES, Pipeline, Variants
 from uvhmr.evaluate.metrics import LSP14_NAMES
 from uvhmr.io import write_text
 from uvhmr.report.provenance import data_of, provenance, provenance_line
 from uvhmr.report.stats import paired_difference
-from uvhmr.workflow import PER_JOINT_PLOTS, REPORT_PLOTS, REPORT_TABLES
+from uvhmr.workflow import per_joint_targets, report_files
 
-# (label, target, which metrics: "" = own, "visible" = the Nonoccluded view, full stage to compare with)
-TABLE4 = [
-    ("DMP-24", "dmp24", "", "dmp14"),
-    ("DMP-14 w/o synthetic occlusion", "dmp14_nosynocc", "", "dmp14"),
-    ("DMP-14-Nonoccluded", "dmp14", "visible", None),
-    ("DMP-14", "dmp14", "", None),
-    ("IK-14 w/o gaussian noise", "ik14_nonoise", "", "ik14"),
-    ("IK-14 w/o random zero", "ik14_nozero", "", "ik14"),
-    ("IK-14", "ik14", "", None),
-    ("UVI-14 w/o IK-14", "uvi14_noik", "", "uvi14"),
-    ("UVI-14 w/o DMP-14", "uvi14_nodmp", "", "uvi14"),
-    ("UVI-14 w/o l_dismag", "uvi14_nodismag", "", "uvi14"),
-    ("UVI-14", "uvi14", "", None),
-]
-# The paper's Table 4 (3DOH test set): MPVE, MPJPE, PA-MPJPE in mm (reference only: other data).
-PAPER_TABLE4 = {
-    "DMP-24": (None, 246.4, 208.5), "DMP-14 w/o synthetic occlusion": (None, 135.4, 115.7),
-    "DMP-14-Nonoccluded": (None, 87.3, 64.7), "DMP-14": (None, 128.4, 109.8),
-    "IK-14 w/o gaussian noise": (138.2, 115.7, 82.8), "IK-14 w/o random zero": (139.5, 116.8, 83.2),
-    "IK-14": (133.5, 112.9, 80.8), "UVI-14 w/o IK-14": (82.9, 69.4, 58.1), "UVI-14 w/o DMP-14": (80.1, 67.8, 55.1),
-    "UVI-14 w/o l_dismag": (75.5, 63.8, 47.3), "UVI-14": (72.3, 58.3, 44.6),
-}
-BASELINES = [("Mean pose (floor)", "mean_pose"), ("HMR-style regression", "hmr"),
-             ("Iterative IK on J_initial", "iterative_ik"), ("IK on GT joints, 30 % zeroed (oracle)", "oracle_ik"),
-             ("UVI on GT maps (oracle)", "oracle_uvi")]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the ablation table: label, the target whose metrics it shows, which of them
+    ("" its own, "visible" Table 4's Nonoccluded view), the full stage it is compared with (None:
+    none) and the paper's numbers (MPVE, MPJPE, PA-MPJPE; None where the paper has none)."""
+    label: str
+    target: str
+    view: str
+    full: Optional[str]
+    paper: tuple
+
+
+def _paper(p) -> tuple:
+    return (p.mpve, p.mpjpe, p.pa_mpjpe) if p is not None else (None, None, None)
+
+
+def table4_rows(variants: Variants, pipeline: Pipeline) -> list[Row]:
+    """The ablation table's rows from params.yaml's registry, stage by stage: each stage's other
+    variants (compared with the pipeline's), then the pipeline's own (its Nonoccluded row first)."""
+    rows = []
+    for stage, vs in variants.stages().items():
+        full = pipeline.of(stage)
+        for name in [n for n in vs if n != full] + [full]:
+            v = vs[name]
+            if v.nonoccluded is not None:
+                rows.append(Row(v.nonoccluded.label, name, "visible", None, _paper(v.nonoccluded.paper)))
+            rows.append(Row(v.label, name, "", None if name == full else full, _paper(v.paper)))
+    return rows
 
 
 def _row_metrics(m: dict, view: str) -> tuple:
@@ -54,37 +62,45 @@ def _row_metrics(m: dict, view: str) -> tuple:
     return mpve, met.get(f"mpjpe{s}"), met.get(f"pa_mpjpe{s}")
 
 
-# The full stages, in pipeline order: target -> label (TABLE4's rows that compare with nothing).
-FULL_STAGES = {t: label for label, t, view, full in TABLE4 if full is None and not view}
+def _mm(x) -> str:
+    return f"{x:.1f} mm" if x is not None else "no number"
 
 
-def reading(metrics: dict, deltas: dict) -> str:
+def reading(metrics: dict, deltas: dict, rows: list[Row]) -> str:
     """The ablation table read against the paper's, in words, from the numbers alone: whether the
     stages beat the mean-pose floor, whether each stage improves on the one before, and per
     ablation whether removing the part hurts, helps or makes no difference, each set against the
-    paper's Table 4. deltas: row label -> (mean Δ MPJPE vs the full stage, CI low, CI high)."""
+    paper's Table 4 where it has the rows. deltas: row label -> (mean Δ MPJPE vs the full stage,
+    CI low, CI high)."""
     out = ["", "## How this reads against the paper", ""]
     floor = metrics.get("mean_pose", {}).get("metrics", {}).get("mpjpe")
-    stages = [(label, metrics[t]["metrics"]["mpjpe"]) for t, label in FULL_STAGES.items() if t in metrics]
+    by_label = {r.label: r for r in rows}
+    full_rows = [r for r in rows if r.full is None and not r.view]          # the pipeline's, in stage order
+    stages = [(r, metrics[r.target]["metrics"]["mpjpe"]) for r in full_rows if r.target in metrics]
     if floor is not None:
-        for label, v in stages:
+        for r, v in stages:
             if v >= floor:
-                out.append(f"- **{label} does not beat the mean pose** ({v:.1f} mm vs {floor:.1f} mm MPJPE): its "
+                out.append(f"- **{r.label} does not beat the mean pose** ({v:.1f} mm vs {floor:.1f} mm MPJPE): its "
                            "predictions carry no usable pose information on this profile, so the ablations that "
                            "depend on it measure noise, not the effect the paper reports.")
     for (a, va), (b, vb) in zip(stages, stages[1:]):
-        pa, pb = PAPER_TABLE4[a][1], PAPER_TABLE4[b][1]
-        same = "as in" if (vb < va) == (pb < pa) else "unlike"
-        out.append(f"- {b} {'improves' if vb < va else 'does not improve'} on {a} ({vb:.1f} vs {va:.1f} mm), "
-                   f"{same} the paper ({pb:.1f} vs {pa:.1f} mm).")
+        pa, pb = a.paper[1], b.paper[1]
+        line = f"- {b.label} {'improves' if vb < va else 'does not improve'} on {a.label} ({vb:.1f} vs {va:.1f} mm)"
+        if pa is not None and pb is not None:
+            line += f", {'as in' if (vb < va) == (pb < pa) else 'unlike'} the paper ({pb:.1f} vs {pa:.1f} mm)"
+        out.append(line + ".")
     for label, (d, lo, hi) in deltas.items():
-        full = next(f for lab, _, _, f in TABLE4 if lab == label)
-        paper_d = PAPER_TABLE4[label][1] - PAPER_TABLE4[FULL_STAGES[full]][1]
+        r = by_label[label]
+        full = next(f for f in full_rows if f.target == r.full)
         ours = 1 if lo > 0 else -1 if hi < 0 else 0              # hurts / helps / no measurable difference
         verdict = {1: "hurts", -1: "helps", 0: "makes no measurable difference"}[ours]
-        same = "as in" if ours == int(np.sign(paper_d)) else "unlike"
-        out.append(f"- {label}: {verdict} here, {same} the paper (Δ {d:+.1f} mm, 95 % CI {lo:+.1f} to {hi:+.1f}; "
-                   f"the paper: {paper_d:+.1f} mm).")
+        if r.paper[1] is not None and full.paper[1] is not None:
+            paper_d = r.paper[1] - full.paper[1]
+            same = "as in" if ours == int(np.sign(paper_d)) else "unlike"
+            out.append(f"- {label}: {verdict} here, {same} the paper (Δ {d:+.1f} mm, 95 % CI {lo:+.1f} to {hi:+.1f}; "
+                       f"the paper: {paper_d:+.1f} mm).")
+        else:
+            out.append(f"- {label}: {verdict} here (Δ {d:+.1f} mm, 95 % CI {lo:+.1f} to {hi:+.1f}; not in the paper).")
     return "\n".join(out) + "\n"
 
 
@@ -92,15 +108,18 @@ def _fmt(x) -> str:
     return "-" if x is None or not np.isfinite(x) else f"{x:.1f}"
 
 
-def build_tables(metrics: dict, profile: str, prov: dict | None = None) -> dict:
-    """metrics: target -> metrics JSON; prov: report.provenance's dict (commit "unknown" if not
+def build_tables(metrics: dict, profile: str, variants: Variants, pipeline: Pipeline, prov: dict | None = None) -> dict:
+    """metrics: target -> metrics JSON; variants, pipeline: params.yaml's registry (the rows, their
+    labels and the paper's numbers); prov: report.provenance's dict (commit "unknown" if not
     given). -> {file name: text}."""
+    table4 = table4_rows(variants, pipeline)
     prov = prov or {"profile": profile, "data": data_of(metrics), "commit": "unknown"}
     head = (provenance_line(prov) + f" Written by `uvhmr report` from `results/{profile}/metrics/` "
             f"(n = {next(iter(metrics.values()))['n'] if metrics else 0} test samples). Errors in mm.\n\n")
     rows, lines = [], ["| | MPVE | MPJPE | PA-MPJPE | Δ MPJPE vs full stage (95 % CI) | seeds |", "|---|---|---|---|---|---|"]
     deltas = {}
-    for label, target, view, full in TABLE4:
+    for r in table4:
+        label, target, view, full = r.label, r.target, r.view, r.full
         if target not in metrics:
             continue
         m = metrics[target]
@@ -119,21 +138,25 @@ def build_tables(metrics: dict, profile: str, prov: dict | None = None) -> dict:
     ablation = ("# Ablations (the paper's Table 4, regenerated)\n\n" + head + "\n".join(lines) +
                 "\n\n* : the 95 % interval of the difference excludes 0 (bootstrap over test samples, paired, and over each variant's seeds). Nonoccluded: Procrustes on all "
                 "joints, error over the visible ones. IK rows: MPJPE of J_refine, MPVE of GIK-Net's posed mesh.\n"
-                + reading(metrics, deltas))
+                + reading(metrics, deltas, table4))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["row", "target", "mpve", "mpjpe", "pa_mpjpe", "delta_vs_full"])
     w.writeheader()
     w.writerows(rows)
 
     comp = ["# Stages and baselines\n", head, "| | MPVE | MPJPE | PA-MPJPE |", "|---|---|---|---|"]
-    for label, target in [("DMP-14 (J_initial)", "dmp14"), ("IK-14 (J_refine)", "ik14"), ("UVI-14 (final)", "uvi14")] + BASELINES:
+    labels = {r.target: r.label for r in table4 if not r.view}
+    stage_rows = [(f"{labels[pipeline.dmp]} (J_initial)", pipeline.dmp), (f"{labels[pipeline.ik]} (J_refine)", pipeline.ik),
+                  (f"{labels[pipeline.uvi]} (final)", pipeline.uvi)]
+    for label, target in stage_rows + [(lab, t) for t, lab in BASELINES.items()]:
         if target in metrics:
             mpve, mpjpe, pa = _row_metrics(metrics[target], "")
             comp.append(f"| {label} | {_fmt(mpve)} | {_fmt(mpjpe)} | {_fmt(pa)} |")
     comp += ["", "Reference only, not comparable (the paper's Table 4, 3DOH test set, SMPL, real images):", "",
              "| paper row | MPVE | MPJPE | PA-MPJPE |", "|---|---|---|---|"]
-    for label, (a, b, c) in PAPER_TABLE4.items():
-        comp.append(f"| {label} (paper) | {_fmt(a) if a else '-'} | {b:.1f} | {c:.1f} |")
+    for r in table4:
+        if any(x is not None for x in r.paper):
+            comp.append(f"| {r.label} (paper) | " + " | ".join(_fmt(x) for x in r.paper) + " |")
     dvc = {t: {k: round(v, 2) for k, v in m["metrics"].items() if np.isfinite(v)} for t, m in sorted(metrics.items())}
     return {"ablation.md": ablation, "ablation.csv": buf.getvalue(), "comparison.md": "\n".join(comp) + "\n",
             "metrics.json": json.dumps({"profile": profile, **dvc}, indent=2) + "\n",
@@ -165,9 +188,10 @@ def _num(x) -> float:
         return float("nan")
 
 
-def training_curves(models_dir: Path) -> dict[str, dict[str, dict[int, float]]]:
+def training_curves(models_dir: Path, pipeline: Pipeline) -> dict[str, dict[str, dict[int, float]]]:
     """results/<profile>/models -> {plot file: {series: {epoch: value}}} from the per-epoch CSVs
-    (models/dmp/<v>.csv, models/hmr.csv, models/{ik,uvi}/<v>/seed<k>.csv, seeds averaged)."""
+    (models/dmp/<v>.csv, models/hmr.csv, models/{ik,uvi}/<v>/seed<k>.csv, seeds averaged); the
+    mean-pose floor from the pipeline's DMP's CSV."""
     models_dir = Path(models_dir)
     out: dict[str, dict[str, dict[int, float]]] = {}
     for name, (sub, column) in TRAINING_PLOTS.items():
@@ -188,7 +212,7 @@ def training_curves(models_dir: Path) -> dict[str, dict[str, dict[int, float]]]:
                 series[label] = {e: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
                                  for e, v in sorted(per_epoch.items())}
         if column == "val_j_initial_mpjpe_mm":          # the mean pose: the floor DMP must beat
-            f = models_dir / "dmp" / "dmp14.csv"
+            f = models_dir / "dmp" / f"{pipeline.dmp}.csv"
             rows = _read_csv(f) if f.is_file() else []
             if rows and "val_mean_pose_mpjpe_mm" in rows[0]:
                 series["mean_pose"] = {int(float(r["epoch"])): _num(r["val_mean_pose_mpjpe_mm"]) for r in rows}
@@ -219,30 +243,30 @@ def per_joint_table(metrics: dict) -> str:
     return buf.getvalue()
 
 
-def build_plots(metrics: dict, models_dir: Path | None) -> dict:
+def build_plots(metrics: dict, models_dir: Path | None, pipeline: Pipeline) -> dict:
     """-> {path under reports/<profile>/: CSV text}: training curves and per-joint errors."""
     out = {name: _wide_csv("epoch", series) for name, series in
-           (training_curves(models_dir) if models_dir else {n: {} for n in TRAINING_PLOTS}).items()}
-    for t in PER_JOINT_PLOTS:
+           (training_curves(models_dir, pipeline) if models_dir else {n: {} for n in TRAINING_PLOTS}).items()}
+    for t in per_joint_targets(pipeline):
         pj = (metrics.get(t) or {}).get("per_joint_mpjpe_mm") or {}
         out[f"plots/per_joint/{t}.csv"] = "joint,mpjpe_mm\n" + "".join(
             f"{j},{pj[j]:.1f}\n" for j in LSP14_NAMES if pj.get(j) is not None)
     return out
 
 
-REPORT_FILES = (*REPORT_TABLES, *REPORT_PLOTS)
-
-
 def run_report(rp, metrics_dir: Path, out_dir: Path, log=print, models_dir: Path | None = None) -> None:
-    """Write every file of REPORT_FILES under out_dir (reports/<profile>; its figures/ folder is
-    the figures rule's and stays untouched)."""
+    """Write every file of uvhmr.workflow.report_files under out_dir (reports/<profile>; its
+    figures/ folder is the figures rule's and stays untouched). rp: the report rule's resolved
+    parameters, which carry params.yaml's variant registry and pipeline."""
     files = sorted(Path(metrics_dir).glob("*.json"))
     if not files:
         raise FileNotFoundError(f"{metrics_dir}: no metrics JSON; run the workflow's evaluate rule first")
     metrics = {f.stem: json.loads(f.read_text()) for f in files}
     prov = provenance(rp.profile, metrics)
-    written = {**build_tables(metrics, rp.profile, prov), **build_plots(metrics, models_dir)}
-    assert set(written) == set(REPORT_FILES), sorted(set(written) ^ set(REPORT_FILES))
+    written = {**build_tables(metrics, rp.profile, rp.variants, rp.pipeline, prov),
+               **build_plots(metrics, models_dir, rp.pipeline)}
+    expected = set(report_files(rp.pipeline))
+    assert set(written) == expected, sorted(set(written) ^ expected)
     for name, text in written.items():
         write_text(Path(out_dir) / name, text)
     log(f"wrote {out_dir}: {len(written)} files ({len(metrics)} targets); commit {prov['commit']}")
