@@ -120,6 +120,50 @@ def test_dvc_repro_force_gives_the_snakemake_metrics_and_a_second_repro_does_not
     assert "up to date" in status.stdout, status.stdout
 
 
+def _git(d: Path, *args: str) -> None:
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+    r = subprocess.run([*git, *args], cwd=d, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_dvc_push_then_pull_into_a_fresh_clone_restores_the_models_and_its_metrics_show(smoke_run, tmp_path):
+    """Issue #23: `dvc push` to a local-folder remote, `dvc pull` in a fresh clone gives back the
+    smoke run's models byte for byte; before any pull the clone's `dvc metrics show` and
+    `dvc metrics diff HEAD~1` list the committed metrics (the report's metrics.json), none failing."""
+    import json
+    d, r, _ = smoke_run
+    assert r.returncode == 0
+    d, env = _as_dvc_repo(d, tmp_path)
+    _dvc_commit(d, env)
+    remote = tmp_path / "remote store"
+    run = lambda cwd, *a: subprocess.run(list(a), cwd=cwd, capture_output=True, text=True, env=env, timeout=900)
+    for cmd in (["dvc", "remote", "add", "-d", "local", str(remote)], ["dvc", "push"]):
+        p = run(d, *cmd)
+        assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
+    # What a researcher commits: the repository's .gitignore, with the smoke reports kept (the
+    # repository ignores them only so that the smoke profile's reports are not committed there).
+    (d / ".gitignore").write_text((REPO / ".gitignore").read_text().replace("/reports/smoke/\n", ""))
+    _git(d, "add", "-A")
+    _git(d, "commit", "-q", "-m", "smoke run")
+    _git(d, "commit", "-q", "--allow-empty", "-m", "next")
+    clone = tmp_path / "clone"
+    _git(tmp_path, "clone", "-q", str(d), str(clone))
+    assert not (clone / "results").exists()
+    shown = run(clone, "dvc", "metrics", "show", "--json")
+    assert shown.returncode == 0 and "failed" not in (shown.stdout + shown.stderr).lower(), shown.stdout + shown.stderr
+    committed = json.loads((d / "reports/smoke/metrics.json").read_text())
+    assert f'{committed["dmp14"]["mpjpe"]}' in shown.stdout and "reports/smoke/metrics.json" in shown.stdout
+    diff = run(clone, "dvc", "metrics", "diff", "HEAD~1", "--all")
+    assert diff.returncode == 0 and "dmp14.mpjpe" in diff.stdout and "failed" not in (diff.stdout + diff.stderr).lower(), \
+        diff.stdout + diff.stderr
+    pulled = run(clone, "dvc", "pull")
+    assert pulled.returncode == 0, (pulled.stdout + pulled.stderr)[-3000:]
+    models = sorted(p.relative_to(d) for p in (d / "results/smoke/models").rglob("*") if p.is_file())
+    assert len(models) >= 10
+    for rel in models:
+        assert (clone / rel).read_bytes() == (d / rel).read_bytes(), rel
+
+
 def _dry_run_reasons(d: Path) -> list[tuple[str, str]]:
     """`snakemake -n` in d -> [(rule, reason)] of every job it would run."""
     r = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "--cores", "2", "--config", "profile=smoke"],

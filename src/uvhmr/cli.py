@@ -245,8 +245,8 @@ COMMANDS = {"uv-assets": cmd_uv_assets, "mocap": cmd_mocap, "dataset": cmd_datas
 
 PREDICT_DESCRIPTION = """\
 Run the trained DMP -> IK -> UVI pipeline on your own images. Needs the profile's trained models
-(results/<profile>/models/dmp/dmp14.pt, models/ik/ik14/seed0.pt, models/uvi/uvi14/seed0.pt and
-results/<profile>/uv): run the main job (`snakemake --cores 2`) first.
+of params.yaml's `pipeline:` (by default results/<profile>/models/dmp/dmp14.pt, models/ik/ik14/seed0.pt,
+models/uvi/uvi14/seed0.pt) and results/<profile>/uv: run the main job (`snakemake --cores 2`) first.
 
 Per image the person is found by --bbox if given, else by OpenCV's HOG people detector (images of
 at least 128 px), else the whole image is used (with a warning). A square crop is cut around the

@@ -37,7 +37,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from uvhmr.config import ConfigError, DatasetParams
+from uvhmr.config import ConfigError, DatasetParams, Pipeline
 from uvhmr.errors import InputError
 from uvhmr.io import sha256, write_bytes, write_json, write_text
 
@@ -58,8 +58,9 @@ MAX_SIDE = 4096                   # larger images are downscaled to this longer 
 MAX_PIXELS = 150_000_000          # ... and images above this many pixels are refused (a PNG is decoded whole first)
 BOX_INSIDE = 0.5                  # --bbox: at least this fraction of the box must lie inside the image
 MANIFEST = ".uvhmr-predict.json"  # in --out: the files predict wrote there and their SHA-256, so it replaces only those
-MODEL_FILES = {"dmp": "models/dmp/dmp14.pt", "ik": "models/ik/ik14/seed0.pt", "uvi": "models/uvi/uvi14/seed0.pt",
-               "uv": "uv/uv_assets.npz"}
+# The pipeline's variants (params.yaml `pipeline:`) are read from the run's resolved report
+# parameters when there are any, else params.yaml's defaults.
+REPORT_PARAMS = "params/report.json"
 
 
 # ----------------------------------------------------------------------------- crop geometry
@@ -438,8 +439,17 @@ def write_png(path: Path, rgb: np.ndarray) -> None:
 # ----------------------------------------------------------------------------- the command
 
 def model_paths(results: str | Path, profile: str) -> dict[str, Path]:
+    """The trained files predict runs: the pipeline's DMP, IK (seed 0) and UVI (seed 0), and the UV assets."""
     root = Path(results) / profile
-    return {k: root / v for k, v in MODEL_FILES.items()}
+    pipe = Pipeline()
+    if (root / REPORT_PARAMS).is_file():
+        try:
+            pipe = Pipeline(**json.loads((root / REPORT_PARAMS).read_text())["pipeline"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"{root / REPORT_PARAMS}: expected the run's resolved parameters with a `pipeline` "
+                              f"({type(e).__name__}: {e})") from None
+    return {"dmp": root / f"models/dmp/{pipe.dmp}.pt", "ik": root / f"models/ik/{pipe.ik}/seed0.pt",
+            "uvi": root / f"models/uvi/{pipe.uvi}/seed0.pt", "uv": root / "uv/uv_assets.npz"}
 
 
 def check_models(paths: dict[str, Path], body_dir: Path, profile: str, body_given: bool = False) -> None:
