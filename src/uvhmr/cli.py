@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from uvhmr.code_deps import check_dvc_yaml, code_deps, write_dvc_yaml
 from uvhmr.config import load_params, load_rule_params
 from uvhmr.dvc_commit import dvc_commit_keeping_times
 from uvhmr.errors import ConfigError
@@ -62,7 +63,6 @@ def cmd_resolve_params(a) -> None:
 
 
 def cmd_dag_deps(a) -> int:
-    from uvhmr.code_deps import check_dvc_yaml, code_deps, write_dvc_yaml
     if a.write:
         changed = write_dvc_yaml(Path(a.dvc_yaml))
         log.info("%s: code deps of %d stage(s) rewritten", a.dvc_yaml, len(changed))

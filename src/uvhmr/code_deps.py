@@ -11,7 +11,7 @@ Computed with `ast` over src/uvhmr, never typed by hand (docs/design.md, "Code i
   cli.py imports (at module level or inside the function) and, recursively, the cli.py helpers it
   calls. cli.py's other imports serve other subcommands and are not followed;
 - a function whose `def` line ends with `# not a code dependency` runs no code that shapes a
-  command's outputs (errors.fault_types: the exception types, imported to word an error), and its
+  command's outputs (faults.fault_types: the exception types, imported to word an error), and its
   imports are not followed.
 
 The Snakefile's rules take `code_deps(subcommand)` as inputs at parse time (uvhmr.workflow), and

@@ -312,6 +312,8 @@ class DmpTrainParams(TrainParams):
     encoder_lr: float = num(1.0, positive=True, doc="the encoder's learning rate as a multiple of lr (below 1 for pretrained weights)")
     w_depth: float = num(1.0, lo=0.0, doc="weight of the depth (z) coordinate in the M_j, M_l, M_d losses, x and y weigh 1")
     aggregate: Literal["parts", "attention"] = "parts"   # J_initial's pixel weights (models/dmp.py joint_weights)
+    joints_xy: Literal["maps", "heatmap"] = "maps"   # J_initial's x, y: from M_j, or 2-D heatmaps over the camera's scale
+    w_heat: float = num(1.0, lo=0.0, doc="L1 of the heatmaps' soft-argmax against the 2-D joints (joints_xy: heatmap)")
     w_joints: float = num(0.0, lo=0.0, doc="L1 of the part-weighted joints J_initial aggregates (0: per-pixel map losses only)")
     yaw_bins: int = num(0, lo=0, hi=360, doc="0: the paper's DMP; n: a yaw head (n bins) whose estimate conditions the decoder")
     yaw_depth: bool = False                   # depth of M_j, M_l, M_d from body-frame maps turned by the yaw (needs yaw_bins)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from uvhmr.models.dmp import aggregate_joints, joint_weights, to_body_frame
+from uvhmr.models.dmp import aggregate_joints, heatmap_points, joint_weights, to_body_frame, with_heatmap_xy
 from uvhmr.uv.texels import uv_to_grid
 
 
@@ -53,7 +53,7 @@ def aggregated_joint_l1(pred: dict, mj_true: torch.Tensor, labels: torch.Tensor)
     on = (labels >= 0)[:, None].to(mj.dtype)                                          # (B, 1, H, W)
     top = F.one_hot(labels.clamp(min=0), k).permute(0, 3, 1, 2).to(mj.dtype) * on     # (B, K, H, W)
     truth, seen = aggregate_joints(mj_true, on, top, top)
-    joints, _ = aggregate_joints(mj, on, joint_weights(pred, on), top)
+    joints = with_heatmap_xy(aggregate_joints(mj, on, joint_weights(pred, on), top)[0], pred)
     err = (joints - truth).abs().mean(-1)                                                # (B, K)
     w = seen.to(err.dtype)
     return (err * w).sum() / w.sum().clamp(min=1)
@@ -86,7 +86,11 @@ def dmp_losses(pred: dict, target: dict, weights) -> dict:
             for k in ("mj", "ml", "md"))
     if weights.w_joints:
         at = {name: _to(pred[name], size) for name in ("mj", "parts", "attn") if name in pred}
+        at.update({name: pred[name] for name in ("heat", "camera") if name in pred})
         terms["joints"] = weights.w_joints * aggregated_joint_l1(at, target["mj"], target["parts"])
+    if "heat" in pred:
+        # The heatmaps' soft-argmax against the 2-D joints (normalised image coordinates).
+        terms["heat"] = weights.w_heat * (heatmap_points(pred["heat"]) - target["joints2d"]).abs().mean()
     if "yaw_logits" in pred:
         # Label smoothing: neighbouring bins are nearly right, and the bins' edges are arbitrary.
         terms["yaw"] = weights.w_yaw * F.cross_entropy(pred["yaw_logits"], target["yaw_bin"], label_smoothing=0.1)

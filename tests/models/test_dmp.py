@@ -235,3 +235,30 @@ def test_the_uv_resolution_is_the_model_files_config(tmp_path):
     with torch.no_grad():
         _, _, warp = j_initial(net(torch.rand(1, 3, 64, 64)), 14, net.uv_res)
     assert net.uv_res == 32 and warp["uv_maps"].shape[-2:] == (32, 32)
+
+
+def test_heatmap_xy_is_the_image_offset_from_the_hips_over_the_scale():
+    """joints_xy: heatmap: a peaked heatmap's soft-argmax lands on its pixel, and J_initial's x, y
+    are (image offset from the mid-hips) / s, whatever t is; depth stays M_j's."""
+    from uvhmr.models.dmp import heatmap_points, image_plane_joints, pixel_grid, with_heatmap_xy
+    h = w = 8
+    heat = torch.full((1, 14, h, w), -30.0)
+    spots = [(j % 8, (j * 3) % 8) for j in range(14)]          # (row, col) per joint
+    for j, (r, c) in enumerate(spots):
+        heat[0, j, r, c] = 30.0
+    pts = heatmap_points(heat)
+    grid = pixel_grid(h, w)
+    for j, (r, c) in enumerate(spots):
+        assert torch.allclose(pts[0, j], grid[:, r, c], atol=1e-5)
+    cam = torch.tensor([[0.5, 0.3, -0.2]])
+    xy = image_plane_joints(pts, cam)
+    root = 0.5 * (pts[0, 2] + pts[0, 3])
+    assert torch.allclose(xy[0], (pts[0] - root) / 0.5, atol=1e-5)
+    assert torch.allclose(xy, image_plane_joints(pts, torch.tensor([[0.5, -5.0, 7.0]])))    # t cancels
+    mj_joints = torch.randn(1, 14, 3)
+    out = with_heatmap_xy(mj_joints, {"heat": heat, "camera": cam})
+    assert torch.allclose(out[..., :2], xy) and torch.equal(out[..., 2], mj_joints[..., 2])
+    assert with_heatmap_xy(mj_joints, {}) is mj_joints
+    net = DMPNet("resnet18", joints_xy="heatmap").eval()
+    with torch.no_grad():
+        assert net(torch.randn(1, 3, 64, 64))["heat"].shape == (1, 14, 32, 32)

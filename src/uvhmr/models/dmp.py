@@ -25,6 +25,8 @@ from uvhmr.uv.texels import iuv_to_uv
 
 MAPS = ("mj", "ml", "md")     # the camera-frame maps: joint, surface point, their difference
 AGGREGATES = ("parts", "attention")   # how J_initial weighs M_j's pixels: see `joint_weights`
+JOINTS_XY = ("maps", "heatmap")       # where J_initial's image-plane x, y come from: see `j_initial`
+HIPS = {14: (2, 3), 24: (1, 2)}       # the right and left hip in each joint set: the root is their midpoint
 UV_RES = 64                   # the default UV resolution of the warped maps and features (UVI's input)
 
 
@@ -134,6 +136,41 @@ def joint_weights(out: dict, body: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits.reshape(b, k, h * w), -1).reshape(b, k, h, w).to(body.dtype)
 
 
+def pixel_grid(h: int, w: int, device=None) -> torch.Tensor:
+    """(2, h, w): each pixel centre's normalised image coordinates (x, y), 2 x / S - 1 with x in
+    pixels, the convention of the weak-perspective camera (s, tx, ty)."""
+    xs = (2 * (torch.arange(w, device=device) + 0.5) / w - 1)[None, :].expand(h, w)
+    ys = (2 * (torch.arange(h, device=device) + 0.5) / h - 1)[:, None].expand(h, w)
+    return torch.stack([xs, ys])
+
+
+def heatmap_points(heat: torch.Tensor) -> torch.Tensor:
+    """Soft-argmax: (B, k, h, w) logits -> (B, k, 2) each joint's expected position under the
+    softmax over all pixels, in normalised image coordinates (occluded joints have a place too)."""
+    b, k, h, w = heat.shape
+    p = torch.softmax(heat.float().reshape(b, k, h * w), -1)
+    return torch.einsum("bkn,cn->bkc", p, pixel_grid(h, w, heat.device).reshape(2, h * w))
+
+
+def image_plane_joints(points: torch.Tensor, camera: torch.Tensor) -> torch.Tensor:
+    """(B, k, 2) joints in normalised image coordinates and DMP's weak-perspective camera (B, 3)
+    (s, tx, ty) -> (B, k, 2) root-relative x, y in metres: 2 x / S - 1 = s (X + t), so a joint's
+    offset from the mid-hips is its image offset over s (t cancels)."""
+    r, l = HIPS[points.shape[1]]
+    root = 0.5 * (points[:, r] + points[:, l])
+    return (points - root[:, None]) / camera[:, 0, None, None].float().clamp(min=1e-3)
+
+
+def with_heatmap_xy(joints: torch.Tensor, out: dict) -> torch.Tensor:
+    """joints (B, k, 3) root-relative metres aggregated from M_j -> the same with x, y from the
+    heatmaps and the camera's scale when DMP has a heatmap head (`joints_xy: heatmap`): 2-D joints
+    are what a CNN localises best; M_j then gives the depth only. Unchanged otherwise."""
+    if "heat" not in out:
+        return joints
+    xy = image_plane_joints(heatmap_points(out["heat"]), out["camera"]).to(joints.dtype)
+    return torch.cat([xy, joints[..., 2:]], -1)
+
+
 def aggregate_joints(mj: torch.Tensor, body: torch.Tensor, part_w: torch.Tensor, top: torch.Tensor):
     """M_j (B, 3, h, w) metres averaged per part: body (B, 1, h, w) {0, 1}; part_w (B, k, h, w) each
     pixel's weight for each part; top (B, k, h, w) {0, 1} each pixel's one part. A joint is observed
@@ -151,8 +188,11 @@ class DMPNet(nn.Module):
 
     def __init__(self, backbone: str = "resnet18", out_stride: int = 2, decoder_channels: int = 64,
                  feature_channels: int = 32, pretrained: Optional[str] = None, parts: int = 14, yaw_bins: int = 0,
-                 yaw_depth: bool = False, aggregate: str = "parts", uv_res: int = UV_RES):
+                 yaw_depth: bool = False, aggregate: str = "parts", uv_res: int = UV_RES, joints_xy: str = "maps"):
         super().__init__()
+        if joints_xy not in JOINTS_XY:
+            raise ValueError(f"joints_xy must be one of {JOINTS_XY}, got {joints_xy!r}")
+        self.joints_xy = joints_xy
         if aggregate not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
         self.aggregate = aggregate
@@ -180,6 +220,8 @@ class DMPNet(nn.Module):
                                     **{m: nn.Conv2d(feature_channels, 4 if yaw_depth else 3, 1) for m in MAPS}})
         if aggregate == "attention":
             self.heads["attn"] = nn.Conv2d(feature_channels, parts, 1)
+        if joints_xy == "heatmap":
+            self.heads["heat"] = nn.Conv2d(feature_channels, parts, 1)
         self.camera = nn.Sequential(nn.Linear(ch[4], 256), nn.ReLU(inplace=True), nn.Linear(256, 3))
         if yaw_bins:
             self.yaw = nn.Sequential(nn.Linear(ch[4], 256), nn.ReLU(inplace=True), nn.Linear(256, yaw_bins))
@@ -241,7 +283,7 @@ def j_initial(out: dict, k: int, res: int = UV_RES):
     body = (torch.sigmoid(out["mask"]) > 0.5).to(out["mj"].dtype)                 # (B, 1, h, w)
     top = torch.nn.functional.one_hot(out["parts"].argmax(1), k).permute(0, 3, 1, 2).to(body.dtype)
     joints, observed = aggregate_joints(out["mj"], body, joint_weights(out, body), top)
-    return joints, observed, warp_to_uv(out, res)
+    return with_heatmap_xy(joints, out), observed, warp_to_uv(out, res)
 
 
 def j_initial_uv(warp: dict, labels: torch.Tensor, k: int):
@@ -259,11 +301,11 @@ def fill_missing_with_root(joints: torch.Tensor, observed: torch.Tensor) -> torc
 def load_dmp(path: str | Path, device="cpu") -> tuple[DMPNet, dict]:
     """A trained DMP file (weights_only) -> (eval-mode network, its config); ModelFileError naming
     a file of another kind or architecture. Files written before a setting existed load with its
-    default (yaw_bins 0, yaw_depth off, aggregate parts, uv_res UV_RES)."""
+    default (yaw_bins 0, yaw_depth off, aggregate parts, joints_xy maps, uv_res UV_RES)."""
     return load_model_file(path, "DMP", lambda cfg: DMPNet(
         cfg["backbone"], cfg["out_stride"], parts=int(cfg["joints"]), yaw_bins=int(cfg.get("yaw_bins", 0)),
         yaw_depth=bool(cfg.get("yaw_depth", False)), aggregate=cfg.get("aggregate", "parts"),
-        uv_res=int(cfg.get("uv_res", UV_RES))), device)
+        uv_res=int(cfg.get("uv_res", UV_RES)), joints_xy=cfg.get("joints_xy", "maps")), device)
 
 
 def as_lsp(joints: torch.Tensor, gt_lsp14: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,8 +27,8 @@ from uvhmr.device import forward_in, pick_device, training_precision
 from uvhmr.evaluate.metrics import depth_correlation, mpjpe
 from uvhmr.io import save_with
 from uvhmr.losses import dmp_losses
-from uvhmr.models.dmp import (DMPNet, aggregate_joints, as_lsp, facing_yaw, fill_missing_with_root, j_initial, j_initial_uv,
-                              joint_weights,
+from uvhmr.models.dmp import (DMPNet, aggregate_joints, as_lsp, facing_yaw, fill_missing_with_root, j_initial,
+                              j_initial_uv, joint_weights, with_heatmap_xy,
                               warp_to_uv, yaw_to_bin)
 from uvhmr.models.encoders import check_required
 from uvhmr.train.checkpoint import checkpoint_dir, hash_inputs
@@ -36,10 +36,12 @@ from uvhmr.train.trainer import check_finite, seed_everything, train_epochs
 from uvhmr.uv.assets import load_uv_assets
 
 
-def targets(batch: dict, yaw_bins: int = 0) -> dict:
+def targets(batch: dict, yaw_bins: int = 0, k: int = 14) -> dict:
     """The dataset's sample dict -> dmp_losses' target names."""
     t = {"mask": batch["mask"], "uv": batch["iuv"][:, 1:], "parts": batch["parts"], "mj": batch["M_j"], "ml": batch["M_l"],
          "md": batch["M_d"], "camera": batch["cam_wp"]}
+    # 2-D joints in normalised image coordinates (2 x / S - 1), for a heatmap head
+    t["joints2d"] = 2 * batch["joints2d" if k == 14 else "joints2d_24"] / batch["image"].shape[-1] - 1
     if yaw_bins:
         t["yaw"] = facing_yaw(batch["joints3d"])
         t["yaw_bin"] = yaw_to_bin(t["yaw"], yaw_bins)
@@ -67,7 +69,10 @@ def decomposed_j_initial(out: dict, b: dict, k: int) -> dict:
     cases = {"as_used": (mj_p, body_p, joint_weights(out, body_p), top_p), "gt_mask": (mj_p, body_t, joint_weights(out, body_t), top_p),
              "gt_seg": (mj_p, body_t, top_t, top_t), "gt_mj": (mj_t, body_p, joint_weights(out, body_p), top_p),
              "floor": (mj_t, body_t, top_t, top_t)}
-    return {name: fill_missing_with_root(*aggregate_joints(*c)) for name, c in cases.items()}
+    joints = {name: aggregate_joints(*c) for name, c in cases.items()}
+    # With a heatmap head, x, y come from it wherever M_j is the predicted one (as in `j_initial`).
+    return {name: fill_missing_with_root(with_heatmap_xy(j, out) if name in ("as_used", "gt_mask", "gt_seg") else j, obs)
+            for name, (j, obs) in joints.items()}
 
 
 def evaluate_j_initial(net, loader, labels, k, device) -> dict:
@@ -145,7 +150,7 @@ def run_train_dmp(rp, data_dir: Path, uv_dir: Path, body_dir: Path, out: Path, c
                              torch.stack([val_ds[i]["joints3d"] for i in val_idx])).mean()) if n_val else float("nan")
 
     net = DMPNet(sec.backbone, sec.out_stride, pretrained=sec.pretrained, parts=k, yaw_bins=sec.yaw_bins,
-                 yaw_depth=sec.yaw_depth, aggregate=sec.aggregate).to(device)
+                 yaw_depth=sec.yaw_depth, aggregate=sec.aggregate, joints_xy=sec.joints_xy).to(device)
     labels = load_uv_assets(uv_dir, faces).auv(k, net.uv_res)
     opt = torch.optim.Adam(param_groups(net, sec.encoder_lr), lr=sec.lr)
     key = hash_inputs({"section": to_dict(sec), "run": to_dict(rp.run)}, [data_dir, uv_dir])
@@ -163,7 +168,7 @@ def run_train_dmp(rp, data_dir: Path, uv_dir: Path, body_dir: Path, out: Path, c
         bar = tqdm(loader, desc=f"train_dmp {rp.variant} epoch {epoch + 1}/{sec.epochs}", leave=False, mininterval=2)
         for step, b in enumerate(bar):
             b = {kk: v.to(device) if torch.is_tensor(v) else v for kk, v in b.items()}
-            t = targets(b, sec.yaw_bins)
+            t = targets(b, sec.yaw_bins, k)
             yaw_in = None
             if sec.yaw_bins:     # teacher forcing: the decoder learns to use a (nearly) right yaw
                 yaw_in = t["yaw"] + torch.randn_like(t["yaw"]) * math.radians(sec.yaw_jitter)
@@ -188,7 +193,7 @@ def run_train_dmp(rp, data_dir: Path, uv_dir: Path, body_dir: Path, out: Path, c
 
     history = train_epochs(net, opt, sec.epochs, run_epoch, ckpt, out.with_suffix(".csv"), log=log)
     blob = {"state_dict": net.cpu().state_dict(),
-            "config": {"backbone": sec.backbone, "out_stride": sec.out_stride, "joints": k, "yaw_bins": sec.yaw_bins, "yaw_depth": sec.yaw_depth, "aggregate": sec.aggregate,
+            "config": {"backbone": sec.backbone, "out_stride": sec.out_stride, "joints": k, "yaw_bins": sec.yaw_bins, "yaw_depth": sec.yaw_depth, "aggregate": sec.aggregate, "joints_xy": sec.joints_xy,
                        "uv_res": net.uv_res, "image_size": train_ds.size, "variant": rp.variant, "weights": net.encoder.provenance},
             "history": history}
     save_with(out, lambda p: torch.save(blob, p))
