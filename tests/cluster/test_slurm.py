@@ -10,7 +10,6 @@ job computes the same numbers wherever it runs.
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -19,11 +18,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import OLD_CODE_TIME
+from conftest import _copy_workflow as copy_declarations
 from slurm_local import LocalSlurm, SlurmUnavailable, client_env
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-WORKFLOW_FILES = ("Snakefile", "workflow", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore")
 PROFILES = REPO / "workflow/profiles"
 STAGES = ("prepare", "stage1", "stage2", "evaluate")
 # docs/workflow.md "Running on a cluster": after a killed run, cancel the jobs it submitted from here.
@@ -38,13 +38,13 @@ def _env() -> dict:
 
 
 def _copy_workflow(dst: Path) -> Path:
-    """The workflow in a fresh git repo that shares the repository's body-model export."""
-    for name in WORKFLOW_FILES:
-        src, target = REPO / name, dst / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, target)
+    """The workflow (its code included: every rule depends on it) in a fresh git repo that shares
+    the repository's body-model export, its code dated before that export as in the smoke run."""
+    copy_declarations(dst)
     subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
     (dst / "resources").symlink_to(REPO / "resources")
+    for p in (dst / "src").rglob("*.py"):
+        os.utime(p, (OLD_CODE_TIME, OLD_CODE_TIME))
     return dst
 
 

@@ -59,7 +59,7 @@ def test_dmp_cache_killed_mid_cache_then_metrics_equal(smoke_run, tmp_path):
     smoke, r, _ = smoke_run
     _ok(r)
     d = copy_of_smoke_run(smoke, tmp_path / "copy", [
-        LAY.params("dmp_cache"), LAY.params("evaluate"), LAY.uv, LAY.data("stage2_train"), LAY.data("test"),
+        LAY.params("dmp_cache"), LAY.params("evaluate", "dmp14"), LAY.uv, LAY.data("stage2_train"), LAY.data("test"),
         LAY.dmp_model("dmp14")])
     out = LAY.dmp_cache("dmp14")
     args = ["dmp-cache", "--params", LAY.params("dmp_cache"), "--model", LAY.dmp_model("dmp14"),
@@ -77,7 +77,7 @@ def test_dmp_cache_killed_mid_cache_then_metrics_equal(smoke_run, tmp_path):
 
     from uvhmr.config import load_params
     params = load_params(smoke / "params.yaml", profile="smoke")
-    ev = ["evaluate", "--params", LAY.params("evaluate"), "--target", "dmp14"]
+    ev = ["evaluate", "--params", LAY.params("evaluate", "dmp14"), "--target", "dmp14"]
     ev += shlex.split(flags(evaluate_inputs(LAY, params, "dmp14")))
     ev += ["--out", LAY.metrics("dmp14"), "--log", LAY.log("evaluate", "dmp14")]
     _ok(uvhmr(d, ev))

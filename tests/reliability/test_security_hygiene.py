@@ -160,14 +160,15 @@ def test_pre_quoted_flags_survive_spaces_and_quotes():
 def test_dvc_commands_interpolate_only_validated_words():
     """dvc.yaml's commands are fixed relative paths; the only values interpolated into them come
     from params.yaml keys that validation restricts to plain words (profile, backend, variant
-    names) or from dvc.yaml itself (the splits and baselines)."""
+    names; `pipeline:` must name registered variants) or from dvc.yaml itself (the splits and baselines)."""
     text = (REPO / "dvc.yaml").read_text()
     stages = yaml.safe_load(text)["stages"]
     used = set()
     for stage in stages.values():
         cmd = (stage.get("do") or stage)["cmd"]
         used |= set(re.findall(r"\$\{([^}]+)\}", cmd))
-    assert used <= {"profile", "body_model.backend", "key", "item", "item.flag", "item.input"}, used
+    assert used <= {"profile", "body_model.backend", "key", "item", "item.flag", "item.input",
+                    "pipeline.dmp", "pipeline.ik", "pipeline.uvi"}, used
 
 
 def test_the_smoke_dag_ran_in_a_folder_with_a_space(smoke_run):
