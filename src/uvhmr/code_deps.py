@@ -54,16 +54,16 @@ def _is_type_checking(node: ast.If) -> bool:
 NOT_A_DEP = "# not a code dependency"
 
 
-def _walk_imports(tree: ast.AST, lines: list[str]) -> Iterable[ast.Import | ast.ImportFrom]:
+def _walk_imports(tree: ast.AST, lines: list[str], skip_marked: bool = True) -> Iterable[ast.Import | ast.ImportFrom]:
     """Every import statement in `tree` (nested in functions too), but not under TYPE_CHECKING
-    nor in a function marked NOT_A_DEP."""
+    nor (with skip_marked) in a function marked NOT_A_DEP."""
     stack = [tree]
     while stack:
         node = stack.pop()
         if isinstance(node, ast.If) and _is_type_checking(node):
             stack.extend(node.orelse)
             continue
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+        if skip_marked and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
                 lines[node.body[0].lineno - 2].rstrip().endswith(NOT_A_DEP):
             continue
         if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -72,10 +72,13 @@ def _walk_imports(tree: ast.AST, lines: list[str]) -> Iterable[ast.Import | ast.
 
 
 class ImportGraph:
-    """uvhmr's modules and what each imports (of uvhmr), from the source alone."""
+    """uvhmr's modules and what each imports (of uvhmr), from the source alone.
+    code_only (the DAG's code deps): an import also runs the packages above the module, and a
+    function marked NOT_A_DEP is skipped. Without it, the plain module graph: one edge per
+    imported module, every function's imports counted (what an import loop is made of)."""
 
-    def __init__(self, pkg_dir: Path = PACKAGE_DIR):
-        self.pkg_dir = Path(pkg_dir)
+    def __init__(self, pkg_dir: Path = PACKAGE_DIR, code_only: bool = True):
+        self.pkg_dir, self.code_only = Path(pkg_dir), code_only
         self.files = _modules(self.pkg_dir)
         self._trees: dict[str, ast.Module] = {}
         self._lines: dict[str, list[str]] = {}
@@ -98,7 +101,7 @@ class ImportGraph:
         if isinstance(node, ast.Import):
             for a in node.names:
                 if a.name.split(".")[0] == PACKAGE:
-                    out.setdefault(a.asname or "", set()).update(self._with_parents(a.name))
+                    out.setdefault(a.asname or "", set()).update(self._expand(a.name))
             return out
         if node.level:
             base = self._package_of(module).split(".")
@@ -109,12 +112,17 @@ class ImportGraph:
         if src.split(".")[0] != PACKAGE:
             return out
         for a in node.names:
-            mods = self._with_parents(src)
             sub = f"{src}.{a.name}"
             if sub in self.files:            # `from uvhmr.train import dmp`: the submodule too
-                mods |= self._with_parents(sub)
+                mods = self._expand(sub) | (self._expand(src) if self.code_only else set())
+            else:
+                mods = self._expand(src)
             out.setdefault(a.asname or a.name, set()).update(mods)
         return out
+
+    def _expand(self, module: str) -> set[str]:
+        """An imported module -> what the graph counts: with its packages (code_only), or alone."""
+        return self._with_parents(module) if self.code_only else ({module} & set(self.files))
 
     def _with_parents(self, module: str) -> set[str]:
         """The module and every package above it that exists as a file (Python imports them all)."""
@@ -124,11 +132,21 @@ class ImportGraph:
     @functools.lru_cache(maxsize=None)
     def imports(self, module: str) -> frozenset[str]:
         """The uvhmr modules `module` imports directly (anywhere in the file), and its packages."""
-        out = self._with_parents(module) - {module}
-        for node in _walk_imports(self.tree(module), self._lines[module]):
+        out = self._with_parents(module) - {module} if self.code_only else set()
+        for node in _walk_imports(self.tree(module), self._lines[module], self.code_only):
             for mods in self.targets(module, node).values():
                 out |= mods
         return frozenset(out - {module})
+
+    def file_imports(self, path: Path) -> set[str]:
+        """The uvhmr modules a file outside the package (a benchmark, a script) imports, with
+        absolute imports."""
+        text = Path(path).read_text(encoding="utf8")
+        out: set[str] = set()
+        for node in _walk_imports(ast.parse(text, str(path)), text.splitlines(), self.code_only):
+            for mods in self.targets("", node).values():
+                out |= mods
+        return out
 
     def closure(self, roots: Iterable[str], leaves: Iterable[str] = ()) -> set[str]:
         """`roots` and every module they import, directly or not; `leaves` are kept but their
