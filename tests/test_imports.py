@@ -13,7 +13,7 @@ from uvhmr.code_deps import PACKAGE, ImportGraph
 REPO = Path(__file__).resolve().parents[1]
 # Where `uvhmr.train` must not be imported (paths relative to the repository root).
 NO_TRAIN = ("src/uvhmr/cache", "src/uvhmr/evaluate", "src/uvhmr/report", "src/uvhmr/predict.py",
-            "src/uvhmr/predict_cli.py", "bench")
+            "src/uvhmr/predict_cli.py", "src/uvhmr/predict_scores.py", "bench")
 GRAPH = ImportGraph(code_only=False)
 
 

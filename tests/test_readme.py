@@ -30,3 +30,26 @@ def test_every_dependency_is_pinned():
         assert dep in names, dep
     pins = dict(l.split("==") for l in lock)
     assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1" and pins["anny"] == "0.6.2"
+
+
+def results_table() -> list[dict]:
+    """README's "Current results" table -> its rows as {column header: cell}."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Current results", 1)[1].split("\n## ", 1)[0]
+    lines = [l.strip() for l in section.splitlines() if l.strip().startswith("|")]
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    return [dict(zip(head, (c.strip() for c in l.strip("|").split("|")))) for l in lines[2:]]
+
+
+def test_every_figure_in_the_readme_results_table_is_the_committed_default_metrics():
+    """Issue #23: the README's table quotes reports/default/metrics.json, each row naming its target."""
+    import json
+    metrics = json.loads((REPO / "reports/default/metrics.json").read_text())
+    rows = results_table()
+    assert len(rows) >= 6, rows
+    for row in rows:
+        target = row["target"].strip("`")
+        assert target in metrics, f"README row {row['row']!r}: {target} is not in reports/default/metrics.json"
+        for col, key in (("MPJPE", "mpjpe"), ("PA-MPJPE", "pa_mpjpe")):
+            if row.get(col, "-") != "-":
+                assert float(row[col]) == round(metrics[target][key], 1), (row, metrics[target][key])

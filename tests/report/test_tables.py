@@ -119,3 +119,36 @@ def test_a_variant_without_the_papers_numbers_gets_a_row_and_a_reading():
     assert "| UVI-14 wide |" in out["ablation.md"]
     assert "- UVI-14 wide: helps here (Δ -10.0 mm" in out["ablation.md"] and "not in the paper" in out["ablation.md"]
     assert "UVI-14 wide (paper)" not in out["comparison.md"]
+
+
+def test_stage_ordering_and_heldout_ik_ablations_are_paired_differences_read_against_the_paper():
+    """Issue #23's ordering (UVI < IK < DMP with intervals) and issue #20's IK ablations on
+    held-out poses: Δ is the difference of the means; a clear gap excludes 0, equal rows do not;
+    the paper's sign is read (its IK ablations hurt, +2.8 and +3.9 mm)."""
+    import json
+    from uvhmr.report.tables import differences
+    rng = np.random.default_rng(1)
+    base = rng.uniform(50, 150, 200)
+    metrics = {"dmp14": _fake("dmp14", 0), "ik14": _fake("ik14", 0), "uvi14": _fake("uvi14", 0)}
+    for t, shift in (("dmp14", 60.0), ("ik14", 30.0)):
+        metrics[t]["per_sample"]["mpjpe"] = [(base + shift + rng.normal(0, 1, 200)).tolist()]
+    e = rng.normal(0, 20, 100)          # UVI: IK's rows plus errors of mean exactly 0 and a wide spread
+    metrics["uvi14"]["per_sample"]["mpjpe"] = [(np.array(metrics["ik14"]["per_sample"]["mpjpe"][0]) + np.r_[e, -e]).tolist()]
+    held = lambda shift: {"j_refine_mpjpe": [(base + shift).tolist(), (base + shift + 0.5).tolist()],
+                          "noise_j_refine_mpjpe": [(base + shift).tolist(), (base + shift).tolist()]}
+    metrics["ik14"]["heldout_mocap"] = {"per_sample": held(0.0)}
+    metrics["ik14_nonoise"] = _fake("ik14_nonoise", 0)
+    metrics["ik14_nonoise"]["heldout_mocap"] = {"per_sample": held(5.0)}       # removing the noise hurts
+    metrics["ik14_nonoise"]["per_sample"]["mpjpe"] = metrics["ik14"]["per_sample"]["mpjpe"]
+    d = differences(metrics, *REG)
+    ik_dmp, uvi_ik = d["ik14_minus_dmp14"], d["uvi14_minus_ik14"]
+    assert abs(ik_dmp["delta"] - (np.mean(metrics["ik14"]["per_sample"]["mpjpe"]) - np.mean(metrics["dmp14"]["per_sample"]["mpjpe"]))) < 0.01
+    assert ik_dmp["delta"] < -29 and ik_dmp["excludes_zero"]
+    assert abs(uvi_ik["delta"]) < 0.01 and uvi_ik["ci_low"] < -1 < 1 < uvi_ik["ci_high"] and not uvi_ik["excludes_zero"]
+    noise = d["ik14_nonoise_minus_ik14_noise"]
+    assert abs(noise["delta"] - 5.0) < 0.01 and noise["excludes_zero"]
+    assert abs(d["ik14_nonoise_minus_ik14_zeroed"]["delta"] - 5.0) < 0.01
+    out = build_tables(metrics, "default", *REG)
+    line = next(l for l in out["ablation.md"].splitlines() if "ik14_nonoise minus ik14" in l and "noise" in l)
+    assert "agrees" in line and "disagrees" not in line, line
+    assert json.loads(out["metrics.json"])["differences"]["uvi14_minus_ik14"]["ci_low"] < 0

@@ -300,19 +300,28 @@ def _iterative_ik(inputs, body, rp, device, log, iterations: int = 50) -> dict:
     return ps
 
 
-def _ik_heldout_mocap(model_dir, mocap_dir, body, rp, device, n: int = 1000, zero: float = 0.3) -> dict:
+def _ik_heldout_mocap(model_dir, mocap_dir, body, rp, device, n: int = 1000, zero: float = 0.3,
+                      noise_sigma: float = 0.03) -> dict:
     """IK on held-out mocap poses (the mocap rule's val split, put in the camera frame as the
-    dataset would photograph them) with `zero` of the joints zeroed, as in training: MPJPE of the
-    input (zeroed joints at the root), of J_refine and of GIK-Net's mesh joints, mean over seeds."""
+    dataset would photograph them), per seed, in two conditions, each one of the augmentations
+    the IK ablations remove: `zero` of the joints zeroed (as in training; the zeroed joints sit at
+    the root in the input) and every joint observed with Gaussian noise of `noise_sigma` metres
+    per coordinate (train_ik's default `noise_sigma`). MPJPE (mm) of the input, of J_refine and
+    of GIK-Net's mesh joints; the metrics are means over seeds, "per_sample" every seed's rows
+    (the report's paired intervals between IK variants, which all see the same poses)."""
     m = open_mocap(mocap_dir, "val")
     rows = m.batch(np.arange(min(n, len(m))))
     gt = to_camera_frame(rows, rp.run.seed + 1, body.up_axis)["joints"]
     g = torch.Generator().manual_seed(rp.run.seed)
     observed = torch.rand(gt.shape[:2], generator=g) >= zero
     j_in = gt * observed[..., None]
+    noisy = gt + noise_sigma * torch.randn(gt.shape, generator=g)
+    everything = torch.ones_like(observed)
     per_seed = [{"input_mpjpe": M.mpjpe(j_in, gt), "j_refine_mpjpe": M.mpjpe(p["j_refine"], gt),
                  "mesh_mpjpe": M.mpjpe(p["mesh_joints"], gt)}
                 for p in ik_predictions(model_dir, j_in, observed, body, device)]
+    for ps, p in zip(per_seed, ik_predictions(model_dir, noisy, everything, body, device)):
+        ps.update({"noise_input_mpjpe": M.mpjpe(noisy, gt), "noise_j_refine_mpjpe": M.mpjpe(p["j_refine"], gt)})
     # GIK-Net alone, fed the complete ground-truth joints straight (no refiner, nothing zeroed):
     # its mesh joints' MPJPE (issue #20's `heldout_mocap_gik_gt_mesh_mpjpe`).
     for ps, f in zip(per_seed, seed_models(model_dir)):
@@ -321,8 +330,9 @@ def _ik_heldout_mocap(model_dir, mocap_dir, body, rp, device, n: int = 1000, zer
             o = net.gik(gt.to(device))
             _, joints = pose_mesh(body.to(device), o["rotmats"], o["shape"])
         ps["gik_gt_mesh_mpjpe"] = M.mpjpe(joints.cpu(), gt)
-    return {"samples": len(gt), "zeroed_fraction": zero,
-            "metrics": {k: float(np.mean([float(ps[k].mean()) for ps in per_seed])) for k in per_seed[0]}}
+    return {"samples": len(gt), "zeroed_fraction": zero, "noise_sigma_m": noise_sigma,
+            "metrics": {k: float(np.mean([float(ps[k].mean()) for ps in per_seed])) for k in per_seed[0]},
+            "per_sample": {k: [[round(float(x), 3) for x in ps[k].tolist()] for ps in per_seed] for k in per_seed[0]}}
 
 
 def _oracle_ik(inputs, body, rp, device) -> list[dict]:

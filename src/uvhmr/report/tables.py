@@ -104,6 +104,62 @@ def reading(metrics: dict, deltas: dict, rows: list[Row]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _ci(d: float, lo: float, hi: float) -> dict:
+    return {"delta": round(d, 2), "ci_low": round(lo, 2), "ci_high": round(hi, 2), "excludes_zero": bool(lo > 0 or hi < 0)}
+
+
+# Held-out mocap conditions of evaluate's IK rows (`heldout_mocap.per_sample`): key -> description.
+HELDOUT_CONDITIONS = {"noise_j_refine_mpjpe": "held-out mocap poses, every joint with Gaussian noise",
+                      "j_refine_mpjpe": "held-out mocap poses, 30 % of the joints zeroed"}
+
+
+def differences(metrics: dict, variants: Variants, pipeline: Pipeline) -> dict:
+    """Paired differences (report.stats.paired_difference, mm, 95 % interval over samples and
+    seeds) beyond Table 4's: each pipeline stage's MPJPE minus the stage before it on the test
+    split (`ik14_minus_dmp14`: J_refine minus J_initial, `uvi14_minus_ik14`: the final joints
+    minus J_refine), and each other IK variant's J_refine minus the pipeline IK's on evaluate's
+    held-out mocap poses, in both conditions (HELDOUT_CONDITIONS). -> name -> _ci's dict plus
+    "what" (a phrase) and, for IK variants, "variant" and "condition"."""
+    out = {}
+    chain = [pipeline.dmp, pipeline.ik, pipeline.uvi]
+    for a, b in zip(chain, chain[1:]):
+        if a in metrics and b in metrics:
+            d, (lo, hi) = paired_difference(metrics[b]["per_sample"]["mpjpe"], metrics[a]["per_sample"]["mpjpe"])
+            out[f"{b}_minus_{a}"] = {**_ci(d, lo, hi), "what": f"test split MPJPE, {b} minus {a}"}
+    full = metrics.get(pipeline.ik, {}).get("heldout_mocap", {}).get("per_sample")
+    for name in variants.stages().get("train_ik", {}):
+        held = metrics.get(name, {}).get("heldout_mocap", {}).get("per_sample")
+        if name == pipeline.ik or not held or not full:
+            continue
+        for key, what in HELDOUT_CONDITIONS.items():
+            if key in held and key in full:
+                d, (lo, hi) = paired_difference(held[key], full[key])
+                out[f"{name}_minus_{pipeline.ik}_{key.split('_j_refine')[0] if key.startswith('noise') else 'zeroed'}"] = {
+                    **_ci(d, lo, hi), "what": f"{what}: J_refine MPJPE, {name} minus {pipeline.ik}",
+                    "variant": name, "condition": key}
+    return out
+
+
+def differences_md(diffs: dict, variants: Variants, pipeline: Pipeline) -> str:
+    """The ablation file's section on `differences`: the stage ordering and the IK ablations on
+    held-out mocap, each read against the sign of the paper's Table 4 difference."""
+    ik = variants.stages().get("train_ik", {})
+    lines = ["", "## Stage ordering and the IK ablations on held-out poses", "",
+             "Paired differences in mm (95 % interval over samples and seeds; * : it excludes 0).", "",
+             "| difference | Δ MPJPE (95 % CI) | the paper's sign |", "|---|---|---|"]
+    for name, v in diffs.items():
+        star = " *" if v["excludes_zero"] else ""
+        paper = "-"
+        if "variant" in v:
+            pv, pf = ik[v["variant"]].paper, ik[pipeline.ik].paper
+            if pv is not None and pf is not None and pv.mpjpe is not None and pf.mpjpe is not None:
+                pd = pv.mpjpe - pf.mpjpe
+                ours = 1 if v["ci_low"] > 0 else -1 if v["ci_high"] < 0 else 0
+                paper = f"{pd:+.1f} mm: {'agrees' if ours == int(np.sign(pd)) else 'disagrees'}"
+        lines.append(f"| {v['what']} | {v['delta']:+.1f} ({v['ci_low']:+.1f}, {v['ci_high']:+.1f}){star} | {paper} |")
+    return "\n".join(lines) + "\n"
+
+
 def _fmt(x) -> str:
     return "-" if x is None or not np.isfinite(x) else f"{x:.1f}"
 
@@ -135,10 +191,11 @@ def build_tables(metrics: dict, profile: str, variants: Variants, pipeline: Pipe
         seeds = f"{len(m['seeds'])}" + (f", MPJPE sd {sd:.1f}" if sd is not None else "")
         lines.append(f"| {label} | {_fmt(mpve)} | {_fmt(mpjpe)} | {_fmt(pa)} | {delta} | {seeds} |")
         rows.append({"row": label, "target": target, "mpve": mpve, "mpjpe": mpjpe, "pa_mpjpe": pa, "delta_vs_full": delta})
+    diffs = differences(metrics, variants, pipeline)
     ablation = ("# Ablations (the paper's Table 4, regenerated)\n\n" + head + "\n".join(lines) +
                 "\n\n* : the 95 % interval of the difference excludes 0 (bootstrap over test samples, paired, and over each variant's seeds). Nonoccluded: Procrustes on all "
                 "joints, error over the visible ones. IK rows: MPJPE of J_refine, MPVE of GIK-Net's posed mesh.\n"
-                + reading(metrics, deltas, table4))
+                + reading(metrics, deltas, table4) + differences_md(diffs, variants, pipeline))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["row", "target", "mpve", "mpjpe", "pa_mpjpe", "delta_vs_full"])
     w.writeheader()
@@ -159,7 +216,9 @@ def build_tables(metrics: dict, profile: str, variants: Variants, pipeline: Pipe
             comp.append(f"| {r.label} (paper) | " + " | ".join(_fmt(x) for x in r.paper) + " |")
     dvc = {t: {k: round(v, 2) for k, v in m["metrics"].items() if np.isfinite(v)} for t, m in sorted(metrics.items())}
     return {"ablation.md": ablation, "ablation.csv": buf.getvalue(), "comparison.md": "\n".join(comp) + "\n",
-            "metrics.json": json.dumps({"profile": profile, **dvc}, indent=2) + "\n",
+            "metrics.json": json.dumps({"profile": profile, **dvc, "differences": {
+                k: {f: x for f, x in v.items() if f in ("delta", "ci_low", "ci_high")} for k, v in diffs.items()}},
+                indent=2) + "\n",
             "per_joint_mpjpe.csv": per_joint_table(metrics)}
 
 
