@@ -96,36 +96,27 @@ def test_dvc_commit_after_snakemake_keeps_the_next_snakemake_a_no_op(smoke_run, 
     assert s.returncode == 0 and "up to date" in s.stdout, s.stdout + s.stderr
 
 
-# The chain DMP-14 -> IK-14 -> UVI-14 with its evaluations: `dvc repro --force` of these targets
-# reruns them and every stage upstream (the data, UV assets, mocap and caches: 13 of the DAG's
-# stages), a third of the whole DAG's time; the whole DAG in DVC is what `dvc repro` runs on
-# the default profile (test_workflow.py checks its dry run lists every stage).
-DVC_CHAIN = ("evaluate_dmp@dmp14", "evaluate_ik@ik14", "evaluate_uvi@uvi14")
-
-
 def test_dvc_repro_force_gives_the_snakemake_metrics_and_a_second_repro_does_nothing(smoke_run, tmp_path):
     import json
     d, r, _ = smoke_run
     assert r.returncode == 0
     d, env = _as_dvc_repo(d, tmp_path)
     metrics = d / "results/smoke/metrics"
-    chain = [f"{t.split('@')[1]}.json" for t in DVC_CHAIN]
-    by_snakemake = {name: json.loads((metrics / name).read_text()) for name in chain}
+    by_snakemake = {p.name: json.loads(p.read_text()) for p in sorted(metrics.glob("*.json"))}
+    assert len(by_snakemake) >= 15
     _dvc_commit(d, env)
     snakemake_hashes = _data_out_hashes(d / "dvc.lock")
     assert len(snakemake_hashes) >= 10
-    f = subprocess.run(["dvc", "repro", "--force", *DVC_CHAIN], cwd=d, capture_output=True, text=True, env=env, timeout=1200)
+    f = subprocess.run(["dvc", "repro", "--force"], cwd=d, capture_output=True, text=True, env=env, timeout=1200)
     assert f.returncode == 0, (f.stdout + f.stderr)[-3000:]
-    ran = set(re.findall(r"Running stage '([^']+)'", f.stdout))
-    assert {"train_dmp@dmp14", "train_ik@ik14", "train_uvi@uvi14", "dataset@test", "mocap", *DVC_CHAIN} <= ran, sorted(ran)
-    assert len(ran) >= 13, sorted(ran)
-    by_dvc = {name: json.loads((metrics / name).read_text()) for name in chain}
+    assert f.stdout.count("Running stage") >= 30
+    by_dvc = {p.name: json.loads(p.read_text()) for p in sorted(metrics.glob("*.json"))}
     assert by_dvc == by_snakemake
     # The data, UV assets, mocap and caches are the same bytes whichever tool built them.
     assert _data_out_hashes(d / "dvc.lock") == snakemake_hashes
-    again = subprocess.run(["dvc", "repro", *DVC_CHAIN], cwd=d, capture_output=True, text=True, env=env, timeout=600)
+    again = subprocess.run(["dvc", "repro"], cwd=d, capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0 and "Running stage" not in again.stdout, again.stdout[-3000:]
-    status = subprocess.run(["dvc", "status", *DVC_CHAIN], cwd=d, capture_output=True, text=True, env=env)
+    status = subprocess.run(["dvc", "status"], cwd=d, capture_output=True, text=True, env=env)
     assert "up to date" in status.stdout, status.stdout
 
 
