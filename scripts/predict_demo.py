@@ -41,14 +41,24 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def build_inputs(profile: str, folder: Path, n: int = 3) -> list[str]:
+def test_split(profile: str):
+    """results/<profile>/data/test as evaluate reads it: no augmentation, its fixed occluders."""
     from uvhmr.data.dataset import SampleDataset
+    return SampleDataset(REPO / "results" / profile / "data" / "test", joints=14, augment=None, occlusion=True, seed=0)
+
+
+def write_png(item: dict, path: Path) -> None:
+    """A dataset item's image ((3, S, S) float RGB in [0, 1]) as an 8-bit PNG."""
+    im = (item["image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    cv2.imwrite(str(path), im[:, :, ::-1])
+
+
+def build_inputs(profile: str, folder: Path, n: int = 3) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
-    ds = SampleDataset(REPO / "results" / profile / "data" / "test", joints=14, augment=None, occlusion=True, seed=0)
+    ds = test_split(profile)
     stems = []
     for i in np.linspace(0, len(ds) - 1, n).round().astype(int):
-        im = (ds[int(i)]["image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        cv2.imwrite(str(folder / f"test{i:04d}.png"), im[:, :, ::-1])
+        write_png(ds[int(i)], folder / f"test{i:04d}.png")
         stems.append(f"test{i:04d}")
     shutil.copy(REPO / "tests/data/photos/astronaut.jpg", folder / "astronaut.jpg")
     (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
@@ -60,16 +70,14 @@ def build_scored_inputs(profile: str, folder: Path, n: int = 100) -> list[tuple[
     """n test images evenly spaced over the split, written as PNGs into `folder` (emptied of earlier
     test*.png first) -> [(stem, ground truth)]: joints2d (14, 2) pixels, visible (14,) bool,
     body_mask (S, S) bool, all of the image as written (augment=None: no flip, zoom or rotation)."""
-    from uvhmr.data.dataset import SampleDataset
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("test*.png"):
         old.unlink()
-    ds = SampleDataset(REPO / "results" / profile / "data" / "test", joints=14, augment=None, occlusion=True, seed=0)
+    ds = test_split(profile)
     out = []
     for i in np.unique(np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int)):
         item = ds[int(i)]
-        im = (item["image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        cv2.imwrite(str(folder / f"test{i:04d}.png"), im[:, :, ::-1])
+        write_png(item, folder / f"test{i:04d}.png")
         out.append((f"test{i:04d}", {"joints2d": item["joints2d"].numpy().astype(np.float64),
                                      "visible": item["visible"].numpy().astype(bool),
                                      "body_mask": item["body_mask"][0].numpy() > 0.5}))

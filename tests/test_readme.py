@@ -53,3 +53,12 @@ def test_every_figure_in_the_readme_results_table_is_the_committed_default_metri
         for col, key in (("MPJPE", "mpjpe"), ("PA-MPJPE", "pa_mpjpe")):
             if row.get(col, "-") != "-":
                 assert float(row[col]) == round(metrics[target][key], 1), (row, metrics[target][key])
+
+
+def test_the_readme_gate_ratio_is_dmp14_over_the_mean_pose_in_the_committed_metrics():
+    """Issue #19: the README quotes DMP-14's J_initial over the mean pose's, as metrics.json has them."""
+    import json
+    metrics = json.loads((REPO / "reports/default/metrics.json").read_text())
+    m = re.search(r"DMP-14 / mean pose = ([0-9.]+)", (REPO / "README.md").read_text())
+    assert m, "README: no 'DMP-14 / mean pose = X' in the results"
+    assert float(m.group(1)) == round(metrics["dmp14"]["mpjpe"] / metrics["mean_pose"]["mpjpe"], 2)

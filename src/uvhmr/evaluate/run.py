@@ -25,6 +25,7 @@ from uvhmr.data.mocap import open_mocap
 from uvhmr.data.orientation import OrientationSampler, rotate_points
 from uvhmr.data.scene import canonical_rotation
 from uvhmr.device import pick_device
+from uvhmr.config import IkTrainParams
 from uvhmr.errors import ConfigError
 from uvhmr.evaluate import metrics as M
 from uvhmr.evaluate.iterative_ik import fit_iterative_ik
@@ -300,13 +301,13 @@ def _iterative_ik(inputs, body, rp, device, log, iterations: int = 50) -> dict:
     return ps
 
 
-def _ik_heldout_mocap(model_dir, mocap_dir, body, rp, device, n: int = 1000, zero: float = 0.3,
-                      noise_sigma: float = 0.03) -> dict:
+def _ik_heldout_mocap(model_dir, mocap_dir, body, rp, device, n: int = 1000,
+                      zero: float = IkTrainParams.random_zero, noise_sigma: float = IkTrainParams.noise_sigma) -> dict:
     """IK on held-out mocap poses (the mocap rule's val split, put in the camera frame as the
     dataset would photograph them), per seed, in two conditions, each one of the augmentations
     the IK ablations remove: `zero` of the joints zeroed (as in training; the zeroed joints sit at
     the root in the input) and every joint observed with Gaussian noise of `noise_sigma` metres
-    per coordinate (train_ik's default `noise_sigma`). MPJPE (mm) of the input, of J_refine and
+    per coordinate (both train_ik's defaults). MPJPE (mm) of the input, of J_refine and
     of GIK-Net's mesh joints; the metrics are means over seeds, "per_sample" every seed's rows
     (the report's paired intervals between IK variants, which all see the same poses)."""
     m = open_mocap(mocap_dir, "val")

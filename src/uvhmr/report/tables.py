@@ -66,6 +66,12 @@ def _mm(x) -> str:
     return f"{x:.1f} mm" if x is not None else "no number"
 
 
+def ci_sign(lo: float, hi: float) -> int:
+    """The sign a 95 % interval of (variant minus full) supports: 1 removing the part hurts, -1 it
+    helps, 0 no measurable difference (the interval holds 0)."""
+    return 1 if lo > 0 else -1 if hi < 0 else 0
+
+
 def reading(metrics: dict, deltas: dict, rows: list[Row]) -> str:
     """The ablation table read against the paper's, in words, from the numbers alone: whether the
     stages beat the mean-pose floor, whether each stage improves on the one before, and per
@@ -92,7 +98,7 @@ def reading(metrics: dict, deltas: dict, rows: list[Row]) -> str:
     for label, (d, lo, hi) in deltas.items():
         r = by_label[label]
         full = next(f for f in full_rows if f.target == r.full)
-        ours = 1 if lo > 0 else -1 if hi < 0 else 0              # hurts / helps / no measurable difference
+        ours = ci_sign(lo, hi)
         verdict = {1: "hurts", -1: "helps", 0: "makes no measurable difference"}[ours]
         if r.paper[1] is not None and full.paper[1] is not None:
             paper_d = r.paper[1] - full.paper[1]
@@ -105,12 +111,15 @@ def reading(metrics: dict, deltas: dict, rows: list[Row]) -> str:
 
 
 def _ci(d: float, lo: float, hi: float) -> dict:
-    return {"delta": round(d, 2), "ci_low": round(lo, 2), "ci_high": round(hi, 2), "excludes_zero": bool(lo > 0 or hi < 0)}
+    return {"delta": round(d, 2), "ci_low": round(lo, 2), "ci_high": round(hi, 2), "excludes_zero": ci_sign(lo, hi) != 0}
 
 
-# Held-out mocap conditions of evaluate's IK rows (`heldout_mocap.per_sample`): key -> description.
-HELDOUT_CONDITIONS = {"noise_j_refine_mpjpe": "held-out mocap poses, every joint with Gaussian noise",
-                      "j_refine_mpjpe": "held-out mocap poses, 30 % of the joints zeroed"}
+# Held-out mocap conditions of evaluate's IK rows: the `heldout_mocap.per_sample` key of J_refine's
+# errors -> (the condition's name in `differences`, its description from evaluate's record).
+HELDOUT_CONDITIONS = {
+    "noise_j_refine_mpjpe": ("noise", lambda h: f"every joint with Gaussian noise of {h.get('noise_sigma_m', '?')} m"),
+    "j_refine_mpjpe": ("zeroed", lambda h: f"{100 * h.get('zeroed_fraction', float('nan')):.0f} % of the joints zeroed"),
+}
 
 
 def differences(metrics: dict, variants: Variants, pipeline: Pipeline) -> dict:
@@ -126,17 +135,17 @@ def differences(metrics: dict, variants: Variants, pipeline: Pipeline) -> dict:
         if a in metrics and b in metrics:
             d, (lo, hi) = paired_difference(metrics[b]["per_sample"]["mpjpe"], metrics[a]["per_sample"]["mpjpe"])
             out[f"{b}_minus_{a}"] = {**_ci(d, lo, hi), "what": f"test split MPJPE, {b} minus {a}"}
-    full = metrics.get(pipeline.ik, {}).get("heldout_mocap", {}).get("per_sample")
+    full = metrics.get(pipeline.ik, {}).get("heldout_mocap", {})
     for name in variants.stages().get("train_ik", {}):
-        held = metrics.get(name, {}).get("heldout_mocap", {}).get("per_sample")
-        if name == pipeline.ik or not held or not full:
+        held = metrics.get(name, {}).get("heldout_mocap", {})
+        if name == pipeline.ik or "per_sample" not in held or "per_sample" not in full:
             continue
-        for key, what in HELDOUT_CONDITIONS.items():
-            if key in held and key in full:
-                d, (lo, hi) = paired_difference(held[key], full[key])
-                out[f"{name}_minus_{pipeline.ik}_{key.split('_j_refine')[0] if key.startswith('noise') else 'zeroed'}"] = {
-                    **_ci(d, lo, hi), "what": f"{what}: J_refine MPJPE, {name} minus {pipeline.ik}",
-                    "variant": name, "condition": key}
+        for key, (short, describe) in HELDOUT_CONDITIONS.items():
+            if key in held["per_sample"] and key in full["per_sample"]:
+                d, (lo, hi) = paired_difference(held["per_sample"][key], full["per_sample"][key])
+                out[f"{name}_minus_{pipeline.ik}_{short}"] = {
+                    **_ci(d, lo, hi), "variant": name, "condition": key,
+                    "what": f"held-out mocap poses, {describe(held)}: J_refine MPJPE, {name} minus {pipeline.ik}"}
     return out
 
 
@@ -154,8 +163,7 @@ def differences_md(diffs: dict, variants: Variants, pipeline: Pipeline) -> str:
             pv, pf = ik[v["variant"]].paper, ik[pipeline.ik].paper
             if pv is not None and pf is not None and pv.mpjpe is not None and pf.mpjpe is not None:
                 pd = pv.mpjpe - pf.mpjpe
-                ours = 1 if v["ci_low"] > 0 else -1 if v["ci_high"] < 0 else 0
-                paper = f"{pd:+.1f} mm: {'agrees' if ours == int(np.sign(pd)) else 'disagrees'}"
+                paper = f"{pd:+.1f} mm: {'agrees' if ci_sign(v['ci_low'], v['ci_high']) == int(np.sign(pd)) else 'disagrees'}"
         lines.append(f"| {v['what']} | {v['delta']:+.1f} ({v['ci_low']:+.1f}, {v['ci_high']:+.1f}){star} | {paper} |")
     return "\n".join(lines) + "\n"
 
