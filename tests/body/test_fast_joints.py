@@ -61,3 +61,19 @@ def test_fast_joint_gradients_match_the_body_models(anny):
         grads.append((rv.grad, sh.grad))
     for g_fast, g_full in zip(*grads):
         assert torch.allclose(g_fast, g_full, rtol=1e-3, atol=1e-4)
+
+
+def test_polar_rotation_is_romas_special_procrustes_including_reflections_and_near_singular():
+    # Far from orthonormal (as Anny's rest orientations are), with negative determinants and a
+    # nearly singular one: the Newton path and its fallback together give roma's rotation.
+    from uvhmr.body.fast_joints import polar_rotation
+    g = torch.Generator().manual_seed(3)
+    m = torch.randn(64, 3, 3, generator=g)
+    m[0] = torch.diag(torch.tensor([1.0, 1.0, 1e-4]))
+    assert (torch.linalg.det(m) < 0).any()
+    got = polar_rotation(m)
+    assert (got - roma.special_procrustes(m)).abs().max() < 1e-5
+    assert torch.allclose(torch.linalg.det(got), torch.ones(64), atol=1e-5)
+    a = m.clone().requires_grad_(True)
+    polar_rotation(a).sum().backward()
+    assert torch.isfinite(a.grad).all()

@@ -159,3 +159,23 @@ def test_a_short_training_run_lowers_the_held_out_joint_error(anny):
     after = heldout_errors(net, anny, held, "cpu")
     for k in ("val_gik_gt_mpjpe", "val_refine_zeroed_mpjpe"):
         assert after[k] < 0.8 * before[k], (k, before[k], after[k])
+
+
+def test_body_frame_vertices_turned_into_the_camera_frame_are_the_posed_ones(anny):
+    # train_ik poses l_vi's ground-truth vertices once in the body frame (mocap_vertices) and
+    # turns them with the joints (to_camera_frame's points): that must be the same as posing them
+    # in the camera frame, as ik_losses would.
+    from uvhmr.data.camera_frame import to_camera_frame
+    import roma
+    g = torch.Generator().manual_seed(4)
+    pose = 0.3 * torch.randn(8, anny.num_joints, 3, generator=g)
+    pose[:, 0] = 0.0
+    shape = anny.sample_shape(8, 4)
+    vidx = _vertex_subset(anny, 50)
+    lsp, verts = fast_pose_joints(anny, roma.rotvec_to_rotmat(pose), shape, vidx)
+    rows = {"pose": pose, "shape": shape, "lsp14": lsp, "category": torch.zeros(8, dtype=torch.long)}
+    out = to_camera_frame(rows, 11, anny.up_axis, points=verts)
+    want_j, want_v = fast_pose_joints(anny, out["rotmats"], out["shape"], vidx)
+    assert (out["joints"] - want_j).abs().max() < 1e-5
+    assert (out["points"] - want_v).abs().max() < 1e-5
+    assert (out["points"] - verts).abs().max() > 0.05          # they were turned

@@ -15,17 +15,22 @@ from uvhmr.data.scene import canonical_rotation
 from uvhmr.uv.gt import root_of
 
 
-def to_camera_frame(rows: dict, orient_seed: int, up_axis: str) -> dict:
+def to_camera_frame(rows: dict, orient_seed: int, up_axis: str, points: torch.Tensor | None = None) -> dict:
     """Body-frame mocap rows (pose (B, J, 3) root zero, shape (B, S), lsp14 (B, 14, 3)
     mid-hip-relative) -> the camera frame the dataset photographs them in: a global orientation
     from the dataset's sampler (seeded by `orient_seed`), then the model-to-camera turn.
-    -> {"joints" (B, 14, 3), "rotmats" (B, J, 3, 3) with the root's in the camera frame, "shape" (B, S)}."""
+    -> {"joints" (B, 14, 3), "rotmats" (B, J, 3, 3) with the root's in the camera frame, "shape" (B, S)},
+    and "points" (B, N, 3): `points`, more body-frame mid-hip-relative points of the same rows
+    (e.g. vertices), turned with the joints."""
     rv = OrientationSampler(up_axis=up_axis).sample_rows(rows, orient_seed)   # the lying family lies, as in the renders
     C = torch.as_tensor(canonical_rotation(up_axis), dtype=torch.float32)
     joints = rotate_points(rows["lsp14"].float(), rv) @ C.T
     rot = roma.rotvec_to_rotmat(rows["pose"].float())
     rot[:, 0] = C @ roma.rotvec_to_rotmat(rv.float())
-    return {"joints": joints, "rotmats": rot, "shape": rows["shape"].float()}
+    out = {"joints": joints, "rotmats": rot, "shape": rows["shape"].float()}
+    if points is not None:
+        out["points"] = rotate_points(points.float(), rv) @ C.T
+    return out
 
 
 def prior_poses(body, n: int, seed: int, reject_penetration: bool = True, batch: int = 64) -> dict:

@@ -69,14 +69,10 @@ def rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([c1, c2, torch.cross(c1, c2, dim=-1)], -1)
 
 
-def matrix_to_axis_angle(r: torch.Tensor) -> torch.Tensor:
-    return roma.rotmat_to_rotvec(r)
-
-
 class GIKNet(nn.Module):
     """(B, K, 3) J_refine (camera frame, root-relative) -> dict:
-      root (B, 3, 3) global rotation, pose (B, J, 3) axis-angle with pose[:, 0] = the root's,
-      shape (B, S) (an offset from `mean_shape`)."""
+      root (B, 3, 3) global rotation, rotmats (B, J, 3, 3) per rig bone with rotmats[:, 0] = root,
+      shape (B, S) (mean_shape plus the predicted offset)."""
 
     def __init__(self, num_bones: int, shape_dim: int, mean_shape: torch.Tensor, joints: int = 14,
                  width: int = 512, blocks: int = 2, dropout: float = 0.1):
@@ -95,9 +91,10 @@ class GIKNet(nn.Module):
         b = j_refine.shape[0]
         y = self.mlp(j_refine.reshape(b, -1))
         rot = rot6d_to_matrix(y[:, : 6 * self.num_bones].reshape(b, self.num_bones, 6))   # (B, J, 3, 3)
-        pose = matrix_to_axis_angle(rot)
         shape = self.mean_shape[None] + y[:, 6 * self.num_bones:]
-        return {"root": rot[:, 0], "rotmats": rot, "pose": pose, "shape": shape}
+        # No axis-angle here: every consumer poses with the matrices, and the conversion cost
+        # train_ik about 2 % of a step (cache/ik.py converts where a file stores it).
+        return {"root": rot[:, 0], "rotmats": rot, "shape": shape}
 
 
 class IKNet(nn.Module):
@@ -128,13 +125,14 @@ def pose_mesh(body, rotmats: torch.Tensor, shape: torch.Tensor):
     return out.vertices - root, out.lsp14 - root
 
 
-def fast_pose_joints(body, rotmats: torch.Tensor, shape: torch.Tensor, vertex_idx: torch.Tensor | None = None):
+def fast_pose_joints(body, rotmats: torch.Tensor, shape: torch.Tensor, vertex_idx: torch.Tensor | None = None,
+                     rest_grad: bool = True):
     """pose_mesh without the mesh: (B, J, 3, 3) root in the camera frame, (B, S), vertex_idx (N,)
     or None -> (LSP joints (B, 14, 3), vertices `vertex_idx` (B, N, 3)), camera frame,
     mid-hip-relative, metres. Forward kinematics plus the head-top (and N) vertices' skinning
     (uvhmr.body.fast_joints): about 10x cheaper than pose_mesh with its backward, so every row of
-    every training batch gets l_ji and l_vi."""
-    joints, verts = fast_joint_set(body, body.lsp14, rotmats, shape, vertex_idx)
+    every training batch gets l_ji and l_vi. rest_grad: see uvhmr.body.fast_joints.anny_fk."""
+    joints, verts = fast_joint_set(body, body.lsp14, rotmats, shape, vertex_idx, rest_grad)
     root = root_of(joints)
     return joints - root, verts - root
 

@@ -30,23 +30,51 @@ from uvhmr.train.checkpoint import checkpoint_dir, hash_inputs
 from uvhmr.train.trainer import check_finite, seed_everything, train_epochs
 
 
-class MocapSource:
-    """Mocap training poses in the camera frame, as the dataset would photograph them."""
+def mocap_vertices(mocap_dir, body, vertex_idx: torch.Tensor | None, max_bytes: int = 1 << 30,
+                   batch: int = 1024) -> torch.Tensor | None:
+    """l_vi's ground-truth vertices of every mocap train row, posed once in the body frame
+    (root unturned, mid-hip-relative, metres): (N_rows, N, 3), or None when there are none to
+    pose or they would not fit in `max_bytes` (the paper profile's million rows: then ik_losses
+    poses each batch's itself). Default profile: 50,000 rows x 204 vertices, 122 MB, a few
+    seconds; posing them per batch instead cost a sixth of every training step."""
+    data = open_mocap(mocap_dir, "train")
+    if vertex_idx is None or not 0 < len(data) * len(vertex_idx) * 12 <= max_bytes:
+        return None
+    dev, parts = body.faces.device, []
+    with torch.no_grad():
+        for start in range(0, len(data), batch):
+            rows = data.batch(np.arange(start, min(start + batch, len(data))))
+            rot = roma.rotvec_to_rotmat(rows["pose"].float()).to(dev)
+            parts.append(fast_pose_joints(body, rot, rows["shape"].float().to(dev), vertex_idx)[1].cpu())
+    return torch.cat(parts)
 
-    def __init__(self, mocap_dir, body, seed: int):
+
+class MocapSource:
+    """Mocap training poses in the camera frame, as the dataset would photograph them, with
+    `vertices` (mocap_vertices, or None) turned into the camera frame with the joints."""
+
+    def __init__(self, mocap_dir, body, seed: int, vertices: torch.Tensor | None = None):
         self.data = open_mocap(mocap_dir, "train")
         self.up_axis = body.up_axis
         self.rng = np.random.default_rng(seed)
+        self.vertices = vertices
 
     def batch(self, n: int, seed: int) -> dict:
+        """n random rows, camera frame: to_camera_frame's dict, plus "vertices" (n, N, 3) when
+        there are some."""
         idx = np.sort(self.rng.choice(len(self.data), n, replace=False))
-        return to_camera_frame(self.data.batch(idx), seed, self.up_axis)
+        pts = self.vertices[torch.from_numpy(idx)] if self.vertices is not None else None
+        out = to_camera_frame(self.data.batch(idx), seed, self.up_axis, pts)
+        if pts is not None:
+            out["vertices"] = out.pop("points")
+        return out
 
 
 class DmpSource:
-    """DMP's J_initial on stage2_train with the matching ground truth."""
+    """DMP's J_initial on stage2_train with the matching ground truth (and, given `body` and
+    `vertex_idx`, l_vi's ground-truth vertices, posed once as MocapSource does)."""
 
-    def __init__(self, cache_dir, data_dir, seed: int):
+    def __init__(self, cache_dir, data_dir, seed: int, body=None, vertex_idx: torch.Tensor | None = None):
         self.cache = DmpCache(cache_dir, "stage2_train")
         ds = SampleDataset(data_dir, joints=14, augment=None, occlusion=True, seed=seed)
         idx = np.asarray(self.cache.arrays["index"])
@@ -54,6 +82,12 @@ class DmpSource:
         self.gt = {"joints": torch.stack([it["joints3d"] for it in items]),
                    "rotmats": torch.stack([_camera_rotmats(it) for it in items]),
                    "shape": torch.stack([it["shape"] for it in items]).float()}
+        if body is not None and vertex_idx is not None and len(vertex_idx):
+            dev = body.faces.device
+            with torch.no_grad():
+                self.gt["vertices"] = torch.cat([
+                    fast_pose_joints(body, r.to(dev), s.to(dev), vertex_idx)[1].cpu()
+                    for r, s in zip(self.gt["rotmats"].split(1024), self.gt["shape"].split(1024))])
         self.j_initial = torch.as_tensor(np.array(self.cache.arrays["j_initial"]))
         self.observed = torch.as_tensor(np.array(self.cache.arrays["observed"]))
         self.rng = np.random.default_rng(seed + 1)
@@ -83,7 +117,10 @@ def ik_losses(net_out: dict, target: dict, body, sec, vertex_idx: torch.Tensor) 
              "theta": sec.w_theta * (net_out["rotmats"] - target["rotmats"]).abs().mean(),
              "beta": sec.w_beta * (net_out["shape"] - target["shape"]).abs().mean()}
     use_v = sec.w_vertices > 0 and len(vertex_idx) > 0
-    joints, verts = fast_pose_joints(body, net_out["rotmats"], net_out["shape"], vertex_idx if use_v else None)
+    # rest_grad off: the shape learns through the bone heads; the rest orientations' own
+    # gradient cost a quarter of the FK's backward for no measurable gain (docs/experiments.md).
+    joints, verts = fast_pose_joints(body, net_out["rotmats"], net_out["shape"], vertex_idx if use_v else None,
+                                     rest_grad=False)
     terms["joints"] = sec.w_joints * (joints - target["joints"]).abs().mean()
     if use_v:
         gt_verts = target.get("vertices")
@@ -166,19 +203,22 @@ def run_train_ik(rp, mocap_dir: Path, dmp_cache_dir: Path, data_dir: Path, body_
     n_mocap = sec.batch_size - n_dmp
     # Mocap rows whose GIK-Net input is the clean ground truth rather than J_refine.
     n_clean = int(round(n_mocap * sec.gik_clean_fraction))
-    dmp = DmpSource(dmp_cache_dir, data_dir, rp.run.seed) if n_dmp else None
+    l_vi_idx = vertex_idx if sec.w_vertices > 0 else None
+    dmp = DmpSource(dmp_cache_dir, data_dir, rp.run.seed, body, l_vi_idx) if n_dmp else None
+    gt_vertices = mocap_vertices(mocap_dir, body, l_vi_idx)
     held = heldout_poses(mocap_dir, body, sec.val_poses, rp.run.seed) if sec.val_poses else None
     total = sec.epochs * sec.steps_per_epoch
     with atomic_dir(out_dir) as tmp:
         for seed in sec.seeds:
             seed_everything(seed)
-            mocap = MocapSource(mocap_dir, body, seed)
+            mocap = MocapSource(mocap_dir, body, seed, gt_vertices)
             net = IKNet(body.num_joints, body.mean_shape()).to(device)
             # JointRefineNet converges slower than GIK-Net at one rate (default profile, 600 steps:
             # J_refine 95 mm at lr 1e-3, 77 mm at 3e-3; GIK-Net 59 mm at 1e-3, 67 mm at 3e-3), so
             # each network has its own: the refiner's is `refine_lr` x lr.
             opt = torch.optim.Adam([{"params": net.refine.parameters(), "scale": sec.refine_lr},
-                                    {"params": net.gik.parameters(), "scale": 1.0}], lr=sec.lr)
+                                    {"params": net.gik.parameters(), "scale": 1.0}], lr=sec.lr,
+                                   fused=True)      # one fused kernel over all tensors: about 10 % of a CPU step saved
             key = hash_inputs({"section": to_dict(sec), "run": to_dict(rp.run), "seed": seed}, [mocap_dir, dmp_cache_dir])
             ckpt = checkpoint_dir(ckpt_root, "train_ik", f"{rp.variant}-seed{seed}", key)
             log(f"train_ik {rp.variant} seed {seed}: {sec.epochs} epochs x {sec.steps_per_epoch} steps of "
@@ -199,7 +239,7 @@ def run_train_ik(rp, mocap_dir: Path, dmp_cache_dir: Path, data_dir: Path, body_
                     batch = {"input": x, "observed": obs, **mb}
                     if dmp is not None:
                         db = dmp.batch(n_dmp)
-                        batch = {k: torch.cat([batch[k], db[k]]) for k in ("input", "observed", "joints", "rotmats", "shape")}
+                        batch = {k: torch.cat([batch[k], db[k]]) for k in batch if k in db}
                     batch = {k: v.to(device) for k, v in batch.items()}
                     terms = train_step(net, opt, batch, body, sec, vertex_idx, clean[: len(batch["input"])],
                                        check=lambda loss: check_finite(loss, epoch, step, ckpt))
