@@ -5,7 +5,7 @@ Also the determinism claim of issue #12 at a fraction of a second smoke run's co
 UVI-14 from scratch (its checkpoints are not copied) in another folder, and its weights, metrics and
 report equal the shared smoke run's byte for byte. What makes that hold: every rule seeds Python,
 NumPy and torch from `run.seed`, sets torch's threads to its `resources.threads` (not the machine's
-core count), calls `torch.use_deterministic_algorithms(True)` when `run.deterministic` (the
+core count), turns on torch's deterministic algorithms when `run.deterministic` (the
 default), seeds its DataLoader shuffles per epoch, and runs on the CPU.
 """
 import os

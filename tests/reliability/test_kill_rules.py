@@ -6,7 +6,7 @@ that (1) the declared output does not exist at all: no half-written file or fold
 (the shared smoke run's output, or a reference run beside it), and a killed training run resumed
 from its last checkpoint. (3) also shows the rules are deterministic on the CPU: a rule rerun from
 scratch in another folder gives the smoke run's bytes (seeds from `run.seed`, torch threads =
-the rule's `resources.threads`, `torch.use_deterministic_algorithms` when `run.deterministic`).
+the rule's `resources.threads`, deterministic kernels when `run.deterministic`).
 """
 import csv
 import json
