@@ -19,9 +19,9 @@ from tiny_data import SIZE
 QUIET = lambda *a: None                                             # noqa: E731
 
 
-def _perturb(layer: torch.nn.Linear, std: float) -> None:
-    """Zero-initialised output layers (DMP's camera, GIK-Net's pose, UVI's camera correction) made
-    random, so no stage passes a constant through and the comparison sees every stage."""
+def _perturb(layer: torch.nn.Module, std: float) -> None:
+    """Zero-initialised output layers (DMP's camera, GIK-Net's pose, UVI's camera correction and map
+    head) made random, so no stage passes a constant through and the comparison sees every stage."""
     with torch.no_grad():
         layer.weight.normal_(0, std)
 
@@ -43,8 +43,10 @@ def model_files(anny, tmp_path_factory):
                                                           "seed": 0, "variant": "ik14"}}, d / "ik/ik14/seed0.pt")
     uvi = UVINet(dmp.local[0].out_channels + 19, 8)
     _perturb(uvi.camera[-1], 1e-2)
+    _perturb(uvi.head, 1e-2)
     (d / "uvi/uvi14").mkdir(parents=True)
     torch.save({"state_dict": uvi.state_dict(), "config": {"in_channels": dmp.local[0].out_channels + 19, "width": 8,
+                                                           "residual": True,
                                                            "seed": 0, "variant": "uvi14", "use_dmp": True, "use_ik": True}},
                d / "uvi/uvi14/seed0.pt")
     return d

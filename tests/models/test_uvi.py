@@ -108,3 +108,32 @@ def test_resolutions_are_the_model_files_config(tmp_path):
     assert load_uvi(tmp_path / "new.pt")[0].in_res == 32
     with pytest.raises(ValueError, match="power of two"):
         UVINet(FEATURES + 19, 8, in_res=64, out_res=192)
+
+
+def test_the_maps_start_at_iks_and_learn_a_correction(tmp_path):
+    """residual (the default): at initialisation the maps are IK's input maps (its last 9 input
+    channels), each texel repeated to the output resolution; one step changes them; without IK's
+    inputs (zeros, `uvi14_noik`) they start at 0. A model file without `residual` in its config
+    (written before it) loads as the plain UNet."""
+    torch.manual_seed(0)
+    net = UVINet(FEATURES + 19, 8)
+    x, cam = torch.randn(2, FEATURES + 19, 64, 64), torch.zeros(2, 3)
+    with torch.no_grad():
+        out = net(x, cam)
+    ik = x[:, -9:].repeat_interleave(2, -2).repeat_interleave(2, -1)
+    assert torch.equal(torch.cat([out["uv_l"], out["uv_j"], out["uv_d"]], 1), ik)
+    x0 = x.clone()
+    x0[:, -9:] = 0
+    with torch.no_grad():
+        assert (net(x0, cam)["uv_l"] == 0).all()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    (net(x, cam)["uv_l"] - 1).abs().mean().backward()
+    opt.step()
+    with torch.no_grad():
+        assert not torch.equal(net(x, cam)["uv_l"], out["uv_l"])
+    plain = UVINet(FEATURES + 19, 8, residual=False)
+    torch.save({"state_dict": plain.state_dict(), "config": {"in_channels": FEATURES + 19, "width": 8}}, tmp_path / "old.pt")
+    assert load_uvi(tmp_path / "old.pt")[0].residual is False
+    torch.save({"state_dict": net.state_dict(), "config": {"in_channels": FEATURES + 19, "width": 8, "residual": True}},
+               tmp_path / "new.pt")
+    assert load_uvi(tmp_path / "new.pt")[0].residual is True

@@ -5,6 +5,13 @@ mesh read from its output (`infer`).
 (B, C_in, R_in, R_in) stacked UV-space inputs (R_in = DMP's warp resolution, 64) -> UV_l, UV_j,
 UV_d (B, 3, R_out, R_out) each (R_out = 128), metres root-relative, and a camera refinement:
 (B, 3) weak perspective (s, tx, ty) = DMP's camera + a predicted correction.
+
+The maps are a correction to IK's (`residual`, the default): the UNet's zero-initialised head adds
+to IK's UV_l, UV_j, UV_d (its input's last channels, upsampled by repetition), so UVI starts where
+IK ends and learns what DMP's maps and features add. The paper does not say whether its UVI
+predicts the maps outright; ours did, and after its CPU budget (about 125 steps) it was worse
+than its own IK input, even fed ground truth (issue #23). Without IK's inputs (`uvi14_noik`) the
+base is zero and the network predicts the maps outright.
 """
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ from uvhmr.models.dmp import UV_RES
 from uvhmr.uv.gt import joints_from_uv
 
 OUT_RES = 128       # the default side of UVI's output maps (its targets' resolution)
+IK_CHANNELS = 9     # the last channels of UVI's input: IK's UV_l, UV_j, UV_d (stack_inputs)
 
 
 def block(cin: int, cout: int) -> nn.Sequential:
@@ -28,9 +36,11 @@ def block(cin: int, cout: int) -> nn.Sequential:
 class UVINet(nn.Module):
     """(B, in_channels, in_res, in_res) inputs, (B, 3) DMP camera -> dict of uv_l, uv_j, uv_d
     (B, 3, out_res, out_res) and camera (B, 3). out_res / in_res is a power of two (the layers
-    past the input resolution); the model file's config records both."""
+    past the input resolution); the model file's config records both. `residual`: the maps are
+    IK's input maps plus the head's output (the module docstring)."""
 
-    def __init__(self, in_channels: int, width: int = 32, depth: int = 3, in_res: int = UV_RES, out_res: int = OUT_RES):
+    def __init__(self, in_channels: int, width: int = 32, depth: int = 3, in_res: int = UV_RES, out_res: int = OUT_RES,
+                 residual: bool = True):
         super().__init__()
         out_scale = out_res // in_res
         if out_scale < 1 or out_scale * in_res != out_res or out_scale & (out_scale - 1):
@@ -44,6 +54,11 @@ class UVINet(nn.Module):
         self.final = nn.Sequential(*[block(ch[0], ch[0]) for _ in range(out_scale.bit_length() - 1)])
         self.out_scale = out_scale
         self.head = nn.Conv2d(ch[0], 9, 1)
+        self.residual = residual
+        if residual:
+            # Zero at the start: the output is IK's maps exactly, and the first steps only add.
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
         self.camera = nn.Sequential(nn.Linear(ch[-1] + 3, 128), nn.ReLU(inplace=True), nn.Linear(128, 3))
         nn.init.zeros_(self.camera[-1].weight)
         nn.init.zeros_(self.camera[-1].bias)
@@ -59,6 +74,9 @@ class UVINet(nn.Module):
         for f in self.final:
             h = f(F.interpolate(h, scale_factor=2, mode="bilinear", align_corners=False))
         y = self.head(h)
+        if self.residual:
+            # Repetition, not interpolation: neighbouring texels of different UV islands stay apart.
+            y = y + F.interpolate(x[:, -IK_CHANNELS:], scale_factor=self.out_scale, mode="nearest")
         return {"uv_l": y[:, :3], "uv_j": y[:, 3:6], "uv_d": y[:, 6:9], "camera": cam}
 
 
@@ -109,4 +127,5 @@ def load_uvi(path, device="cpu"):
     """A UVI model file (weights_only) -> (eval-mode UVINet, its config); ModelFileError naming a file
     of another kind or architecture."""
     return load_model_file(path, "UVI", lambda cfg: UVINet(
-        cfg["in_channels"], cfg["width"], in_res=int(cfg.get("in_res", UV_RES)), out_res=int(cfg.get("out_res", OUT_RES))), device)
+        cfg["in_channels"], cfg["width"], in_res=int(cfg.get("in_res", UV_RES)), out_res=int(cfg.get("out_res", OUT_RES)),
+        residual=bool(cfg.get("residual", False))), device)      # files from before `residual` predicted the maps outright

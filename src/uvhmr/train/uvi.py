@@ -106,7 +106,8 @@ def run_train_uvi(rp, dmp_dir: Path, ik_dir: Path, data_dir: Path, uv_dir: Path,
 
             history = train_epochs(net, opt, sec.epochs, run_epoch, ckpt, tmp / f"seed{seed}.csv", log=log)
             torch.save({"state_dict": net.cpu().state_dict(), "history": history,
-                        "config": {"in_channels": in_ch, "width": sec.width, "in_res": in_res, "out_res": OUT_RES, "seed": seed, "variant": rp.variant,
+                        "config": {"in_channels": in_ch, "width": sec.width, "in_res": in_res, "out_res": OUT_RES,
+                                   "residual": net.residual, "seed": seed, "variant": rp.variant,
                                    "use_dmp": sec.use_dmp, "use_ik": sec.use_ik}}, tmp / f"seed{seed}.pt")
             net.to(device)
     log(f"wrote {out_dir}")
