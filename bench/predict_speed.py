@@ -32,7 +32,7 @@ from uvhmr.cache.ik import ik_rows
 from uvhmr.config import UvAssetsParams, load_params
 from uvhmr.models.dmp import UV_RES, DMPNet
 from uvhmr.models.ik import IKNet
-from uvhmr.models.uvi import OUT_RES, UVINet, infer, stack_inputs
+from uvhmr.models.uvi import OUT_RES, UVINet, infer, input_channels, stack_inputs
 from uvhmr.predict import JOINTS, Models, load_models, predict
 from uvhmr.uv.assets import build_uv_assets, load_uv_assets
 
@@ -56,7 +56,7 @@ def random_models(params, body_dir: Path, uv: Path) -> Models:
     body = load_body_model(body_dir)
     dmp = DMPNet(dmp_sec.backbone, dmp_sec.out_stride, parts=JOINTS).eval()
     ik = IKNet(body.num_joints, body.mean_shape()).eval()
-    in_ch = dmp.local[0].out_channels + 19
+    in_ch = input_channels(dmp.local[0].out_channels)
     uvi = UVINet(in_ch, uvi_sec.width).eval()
     assets = load_uv_assets(uv, body.faces.numpy())
     configs = {"dmp": {"backbone": dmp_sec.backbone, "out_stride": dmp_sec.out_stride, "joints": JOINTS, "image_size": size},

@@ -319,6 +319,9 @@ class DmpTrainParams(TrainParams):
     yaw_depth: bool = False                   # depth of M_j, M_l, M_d from body-frame maps turned by the yaw (needs yaw_bins)
     w_yaw: float = num(1.0, lo=0.0, doc="cross-entropy of the yaw head")
     yaw_jitter: float = num(15.0, lo=0.0, doc="degrees (sd) of noise on the true yaw the decoder is trained with")
+    global_joints: bool = False               # M_j = a global per-joint estimate spread by the parts + a per-pixel correction
+    w_global: float = num(1.0, lo=0.0, doc="L1 of the global joint estimate against the true joints (global_joints)")
+    global_grid: int = num(1, lo=1, hi=8, doc="the yaw and global-joint heads read the last features pooled to this grid (1: their mean)")
     val_fraction: float = num(0.05, lo=0.0, hi=0.5, doc="of dmp_train, held out to log J_initial MPJPE")
 
     def __post_init__(self):

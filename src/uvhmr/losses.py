@@ -91,6 +91,12 @@ def dmp_losses(pred: dict, target: dict, weights) -> dict:
     if "heat" in pred:
         # The heatmaps' soft-argmax against the 2-D joints (normalised image coordinates).
         terms["heat"] = weights.w_heat * (heatmap_points(pred["heat"]) - target["joints2d"]).abs().mean()
+    if "gj_body" in pred:     # body-frame global joints: against the truth turned by the true yaw
+        lat_fwd = to_body_frame(target["joints"][..., 0::2].permute(0, 2, 1)[..., None], target["yaw"])[..., 0]
+        truth = torch.stack([lat_fwd[:, 0], target["joints"][..., 1], lat_fwd[:, 1]], -1)
+        terms["global"] = weights.w_global * (pred["gj_body"].float() - truth).abs().mean()
+    elif "gj" in pred:
+        terms["global"] = weights.w_global * (pred["gj"].float() - target["joints"]).abs().mean()
     if "yaw_logits" in pred:
         # Label smoothing: neighbouring bins are nearly right, and the bins' edges are arbitrary.
         terms["yaw"] = weights.w_yaw * F.cross_entropy(pred["yaw_logits"], target["yaw_bin"], label_smoothing=0.1)

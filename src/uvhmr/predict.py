@@ -23,7 +23,7 @@ from uvhmr.cache.dmp import dmp_rows
 from uvhmr.cache.ik import first_seed_model, ik_rows
 from uvhmr.models.dmp import load_dmp
 from uvhmr.models.ik import load_ik
-from uvhmr.models.uvi import infer, load_uvi, stack_inputs
+from uvhmr.models.uvi import infer, input_channels, load_uvi, stack_inputs
 from uvhmr.uv.assets import load_uv_assets
 
 JOINTS = 14     # IK and UVI work on LSP-14: only a 14-part DMP can feed them
@@ -64,7 +64,7 @@ def load_models(dmp_path: str | Path, ik_path: str | Path, uvi_path: str | Path,
         raise ValueError(f"{dmp_path}: a DMP with {dcfg['joints']} parts; IK and UVI need a {JOINTS}-part DMP (dmp14)")
     ik, icfg = load_ik(_model_file(ik_path), device)
     uvi, ucfg = load_uvi(_model_file(uvi_path), device)
-    channels = dmp.local[0].out_channels + 19            # warped features + M_j, M_l, M_d + hits + IK's 9
+    channels = input_channels(dmp.local[0].out_channels)
     if int(ucfg["in_channels"]) != channels:
         raise ValueError(f"{uvi_path}: UVI takes {ucfg['in_channels']} input channels, this DMP gives {channels}; "
                          "use the UVI trained on this DMP's cache")

@@ -262,3 +262,68 @@ def test_heatmap_xy_is_the_image_offset_from_the_hips_over_the_scale():
     net = DMPNet("resnet18", joints_xy="heatmap").eval()
     with torch.no_grad():
         assert net(torch.randn(1, 3, 64, 64))["heat"].shape == (1, 14, 32, 32)
+
+
+def test_global_joints_spread_over_m_j_by_the_parts_and_start_at_zero():
+    """global_joints: M_j = the map head's correction + each pixel's expected global joint under the
+    part probabilities, so a confident part's pixels carry its global joint; zero-initialised, the
+    untrained network's M_j is the plain map head's."""
+    from uvhmr.models.dmp import global_joint_map
+    gj = torch.tensor([[[0.1, 0.2, 0.3], [-1.0, 0.5, 2.0]]])              # (1, 2, 3)
+    logits = torch.zeros(1, 2, 2, 2)
+    logits[0, 0, 0] = 30.0                                                  # top row: part 0
+    logits[0, 1, 1] = 30.0                                                  # bottom row: part 1
+    m = global_joint_map(gj, logits)
+    assert torch.allclose(m[0, :, 0, 1], gj[0, 0]) and torch.allclose(m[0, :, 1, 0], gj[0, 1])
+    torch.manual_seed(0)
+    net = DMPNet("resnet18", 2, global_joints=True).eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        out = net(x)
+    assert out["gj"].shape == (2, 14, 3) and torch.equal(out["gj"], torch.zeros(2, 14, 3))
+
+
+def test_body_frame_global_joints_are_turned_by_the_yaw_and_scored_in_the_body_frame():
+    """With a yaw head the global joints are body-frame (lateral, y, forward): the camera-frame joints
+    are them turned by the yaw, and the loss compares them with the truth turned by the true yaw,
+    so a right body-frame estimate scores 0 whatever the view."""
+    from uvhmr.models.dmp import from_body_frame, to_body_frame
+    g = torch.Generator().manual_seed(0)
+    truth = torch.randn(3, 14, 3, generator=g) * 0.3
+    yaw = torch.tensor([0.0, 1.0, -2.5])
+    lf = to_body_frame(truth[..., 0::2].permute(0, 2, 1)[..., None], yaw)[..., 0]     # (B, 2, k)
+    body = torch.stack([lf[:, 0], truth[..., 1], lf[:, 1]], -1)
+    assert torch.allclose(from_body_frame(body, yaw), truth, atol=1e-5)
+    b = _batch(16)
+    pred = {k: b[k].clone() for k in ("uv", "mj", "ml", "md", "camera")}
+    pred["mask"] = (b["mask"] * 2 - 1) * 20
+    pred["parts"] = torch.nn.functional.one_hot(b["parts"].clamp(min=0), 14).permute(0, 3, 1, 2).float() * 30
+    b = {**b, "joints": truth, "yaw": yaw}
+    pred = {**{k: v[:3] for k, v in pred.items()}, "gj_body": body, "gj": truth}
+    b = {k: (v[:3] if torch.is_tensor(v) and v.shape[0] == 4 else v) for k, v in b.items()}
+    assert dmp_losses(pred, b, DmpTrainParams(global_joints=True))["global"] < 1e-5
+    assert dmp_losses({**pred, "gj_body": body.flip(1)}, b, DmpTrainParams(global_joints=True))["global"] > 0.05
+    net = DMPNet("resnet18", 2, yaw_bins=8, yaw_depth=True, global_joints=True).eval()
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, 64, 64))
+    assert out["gj_body"].shape == (1, 14, 3) and out["gj"].shape == (1, 14, 3)
+
+
+@pytest.mark.parametrize("yaw", [dict(), dict(yaw_bins=8, yaw_depth=True)])
+def test_with_a_zero_correction_m_j_carries_the_global_joints(yaw):
+    """global_joints: with the map head's correction zeroed and confident parts, every pixel's M_j
+    is its part's global joint in the camera frame, with the yaw-turned depth too (the spread
+    happens before the turn, so the body-frame channels get the body-frame joints)."""
+    torch.manual_seed(0)
+    net = DMPNet("resnet18", 2, global_joints=True, **yaw).eval()
+    with torch.no_grad():
+        net.heads["mj"].weight.zero_()
+        net.heads["mj"].bias.zero_()
+        net.gjoints[-1].bias.normal_()
+        net.heads["parts"].weight.zero_()
+        bias = torch.full((14,), -30.0)
+        bias[5] = 30.0                                    # every pixel: part 5
+        net.heads["parts"].bias.copy_(bias)
+        out = net(torch.rand(2, 3, 64, 64))
+    mj = out["mj"].float()
+    assert torch.allclose(mj, out["gj"][:, 5, :, None, None].expand_as(mj), atol=1e-4)

@@ -3,7 +3,7 @@ into joints and a mesh."""
 import pytest
 import torch
 
-from uvhmr.models.uvi import OUT_RES, UVINet, infer, load_uvi, stack_inputs
+from uvhmr.models.uvi import OUT_RES, UVINet, infer, input_channels, load_uvi, stack_inputs
 from uvhmr.uv.assets import load_uv_assets
 from uvhmr.uv.gt import distribute_joints, gt_uv_maps, root_of
 from uvhmr.uv.texels import UVSampler, build_lookup
@@ -44,6 +44,7 @@ def test_stack_inputs_channels_and_switches():
           "uv_j": distribute_joints(torch.randn(b, 14, 3, generator=g), labels).half()}
     x, cam = stack_inputs(dmp, ik, True, True)
     assert x.shape == (b, FEATURES + 19, r, r) and x.dtype == torch.float32 and torch.equal(cam, dmp["camera"])
+    assert input_channels(FEATURES) == x.shape[1]       # what the trainer, predict and the benches size UVI by
     assert torch.equal(x[:, :FEATURES], dmp["uv_feat"].float())
     assert torch.equal(x[:, FEATURES:FEATURES + 9], dmp["uv_maps"].float())
     assert torch.equal(x[:, FEATURES + 9], (dmp["hits"] > 0).float())

@@ -227,3 +227,16 @@ def test_checkpoint_dir_layout(tmp_path):
     assert checkpoint_dir(tmp_path, "train_dmp", "small", "abc") == tmp_path / "checkpoints" / "train_dmp-small" / "abc"
     with pytest.raises(ValueError):
         checkpoint_dir(tmp_path, "train", "../x", "abc")
+
+
+def test_a_trainers_key_covers_the_code_its_command_runs():
+    """A code change must start a fresh run: the key's inputs include the files `uvhmr train-dmp` runs
+    (the same list dvc.yaml's train_dmp stage depends on), and only those."""
+    from uvhmr.code_deps import code_deps
+    from uvhmr.train.checkpoint import code_files
+    files = code_files("train-dmp")
+    assert all(f.is_file() for f in files)
+    rel = sorted("src/uvhmr/" + f.as_posix().split("/uvhmr/", 1)[1] for f in files)
+    assert rel == code_deps("train-dmp")
+    assert "src/uvhmr/models/dmp.py" in rel and "src/uvhmr/train/dmp.py" in rel
+    assert "src/uvhmr/train/ik.py" not in rel

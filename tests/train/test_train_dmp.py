@@ -81,3 +81,24 @@ def test_the_paper_profile_asks_for_resnet50_weights_when_training_starts(tmp_pa
     assert msg.startswith("train_dmp.pretrained: ") and "resnet50" in msg and "efficientnet_lite2" in msg and "\n" not in msg
     with pytest.raises(PretrainedError, match="^train_hmr.pretrained: "):
         run_train_hmr(rule_params(load_params(REPO / "params.yaml", "paper"), "train_hmr"), tmp_path, tmp_path, tmp_path / "h.pt", tmp_path)
+
+
+def test_a_global_joint_run_logs_them_and_its_model_file_loads_as_trained(tiny_split, tiny_uv_dir, anny_dir, tmp_path):
+    """global_joints with a yaw head and a 2x2 global grid: the CSV logs the global joints' own MPJPE
+    beside J_initial, and load_dmp rebuilds the same network (strict state dict, same outputs)."""
+    import csv
+    import dataclasses
+    torch.set_num_threads(1)
+    rp = _rule(1)
+    rp = dataclasses.replace(rp, section=dataclasses.replace(rp.section, global_joints=True, yaw_bins=8, yaw_depth=True,
+                                                             global_grid=2))
+    out = tmp_path / "g/dmp14.pt"
+    train_dmp.run_train_dmp(rp, tiny_split, tiny_uv_dir, anny_dir, out, tmp_path / "g", log=lambda *a: None)
+    row = next(csv.DictReader(out.with_suffix(".csv").open()))
+    assert float(row["val_global_joints_mm"]) > 0 and float(row["val_j_initial_mpjpe_mm"]) > 0
+    net, cfg = load_dmp(out)
+    assert cfg["global_joints"] and cfg["global_grid"] == 2 and net.global_grid == 2
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        a = net(x)
+    assert a["gj"].shape == (1, 14, 3) and a["gj_body"].shape == (1, 14, 3)

@@ -33,7 +33,7 @@ from uvhmr.io import write_json
 from uvhmr.models.dmp import UV_RES
 from uvhmr.models.hmr import load_hmr
 from uvhmr.models.ik import load_ik, pose_mesh
-from uvhmr.models.uvi import infer, load_uvi, uvi_inputs
+from uvhmr.models.uvi import DMP_MAP_CHANNELS, IK_CHANNELS, infer, load_uvi, uvi_inputs
 from uvhmr.uv.assets import load_uv_assets
 from uvhmr.uv.gt import gt_uv_maps, root_of
 from uvhmr.uv.texels import iuv_to_uv
@@ -360,7 +360,7 @@ def _oracle_uvi(inputs, body, rp, device) -> list[dict]:
     cam = torch.stack([it["cam_wp"] for it in items])
 
     def make_inputs(cfg):
-        feat = torch.zeros(len(items), cfg["in_channels"] - 19, UV_RES, UV_RES)
+        feat = torch.zeros(len(items), cfg["in_channels"] - DMP_MAP_CHANNELS - IK_CHANNELS, UV_RES, UV_RES)
         return torch.cat([feat, warped, (count > 0).float(), l, j, d], 1), cam
 
     return _uvi_seed_metrics(inputs["model"], make_inputs, uv, gt, device)

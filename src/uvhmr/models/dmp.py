@@ -82,6 +82,14 @@ def to_body_frame(xz: torch.Tensor, yaw: torch.Tensor) -> torch.Tensor:
     return torch.stack([x * c + z * s, x * s - z * c], 1)
 
 
+def from_body_frame(points: torch.Tensor, yaw: torch.Tensor) -> torch.Tensor:
+    """Body-frame points (B, k, 3) (lateral, y, forward) and the yaw (B,) radians -> camera-frame
+    (B, k, 3) (x, y, z): the inverse of `to_body_frame` on (x, z), y unchanged."""
+    c, s = torch.cos(yaw)[:, None].to(points.dtype), torch.sin(yaw)[:, None].to(points.dtype)
+    lat, y, fwd = points.unbind(-1)
+    return torch.stack([lat * c + fwd * s, y, lat * s - fwd * c], -1)
+
+
 def depth_from_body_frame(raw: torch.Tensor, yaw: torch.Tensor):
     """A map head's (x, y, lateral, forward) (B, 4, h, w) and the yaw (B,) -> (camera-frame map
     (B, 3, h, w) metres: x, y as predicted, z from the body frame turned by the yaw; the body-frame
@@ -114,6 +122,14 @@ def yaw_from_logits(logits: torch.Tensor) -> torch.Tensor:
     w = p.gather(1, near)
     c = yaw_bin_centres(bins, logits.device)[near]
     return torch.atan2((w * torch.sin(c)).sum(1), (w * torch.cos(c)).sum(1))
+
+
+def global_joint_map(gj: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:
+    """Global joints (B, k, C) metres and part logits (B, k, h, w) -> (B, C, h, w): each pixel's
+    expected joint under the part head's (detached) probabilities. Its per-part mean is then the
+    global estimate wherever the part head is sure, so J_initial stays M_j's per-part mean."""
+    p = torch.softmax(parts.detach().float(), 1).to(gj.dtype)
+    return torch.einsum("bkhw,bkc->bchw", p, gj)
 
 
 def part_means(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -183,13 +199,16 @@ class DMPNet(nn.Module):
     """(B, 3, H, W) RGB image in [0, 1] -> dict:
       mask (B, 1, h, w) logits; uv (B, 2, h, w) in [0, 1]; parts (B, K, h, w) logits; mj, ml, md (B, 3, h, w) metres;
       camera (B, 3) weak perspective (s, tx, ty); features (B, C, h, w) local features;
+    with global_joints, gj (B, K, 3) metres, root-relative, camera frame (and gj_body, body frame, with a yaw head);
     with h = H / out_stride. `uv_res` (R) is the side of the UV maps its outputs are warped into
     (`warp_to_uv`, `j_initial`): no weights depend on it, the model file's config records it."""
 
     def __init__(self, backbone: str = "resnet18", out_stride: int = 2, decoder_channels: int = 64,
                  feature_channels: int = 32, pretrained: Optional[str] = None, parts: int = 14, yaw_bins: int = 0,
-                 yaw_depth: bool = False, aggregate: str = "parts", uv_res: int = UV_RES, joints_xy: str = "maps"):
+                 yaw_depth: bool = False, aggregate: str = "parts", uv_res: int = UV_RES, joints_xy: str = "maps",
+                 global_joints: bool = False, global_grid: int = 1):
         super().__init__()
+        self.global_joints, self.global_grid = global_joints, global_grid
         if joints_xy not in JOINTS_XY:
             raise ValueError(f"joints_xy must be one of {JOINTS_XY}, got {joints_xy!r}")
         self.joints_xy = joints_xy
@@ -224,7 +243,14 @@ class DMPNet(nn.Module):
             self.heads["heat"] = nn.Conv2d(feature_channels, parts, 1)
         self.camera = nn.Sequential(nn.Linear(ch[4], 256), nn.ReLU(inplace=True), nn.Linear(256, 3))
         if yaw_bins:
-            self.yaw = nn.Sequential(nn.Linear(ch[4], 256), nn.ReLU(inplace=True), nn.Linear(256, yaw_bins))
+            self.yaw = nn.Sequential(nn.Linear(ch[4] * global_grid ** 2, 256), nn.ReLU(inplace=True), nn.Linear(256, yaw_bins))
+        if global_joints:
+            # Every joint's root-relative place from the whole image (what an HMR-style regressor
+            # learns well: the baseline's PA-MPJPE is far below DMP's), spread over M_j by the part
+            # probabilities; the map head then predicts each pixel's correction to it.
+            self.gjoints = nn.Sequential(nn.Linear(ch[4] * global_grid ** 2, 256), nn.ReLU(inplace=True), nn.Linear(256, 3 * parts))
+            nn.init.zeros_(self.gjoints[-1].weight)
+            nn.init.zeros_(self.gjoints[-1].bias)
         # Start at a plausible camera (scale 0.9 of the crop, centred) rather than at zero.
         nn.init.zeros_(self.camera[-1].weight)
         with torch.no_grad():
@@ -237,9 +263,13 @@ class DMPNet(nn.Module):
         then also holds yaw_logits (B, bins) and the yaw used (B,)."""
         f = self.encoder(image)
         g = f[4].mean((2, 3))
+        # The yaw and global-joint heads read the last features pooled onto a global_grid^2 grid:
+        # where the head, hands and feet are in the image says which way the body faces and how
+        # it is posed, which a mean over the image discards (1: that mean).
+        gs = g if self.global_grid == 1 else F.adaptive_avg_pool2d(f[4], self.global_grid).flatten(1)
         out, cond = {}, None
         if self.yaw_bins:
-            out["yaw_logits"] = self.yaw(g)
+            out["yaw_logits"] = self.yaw(gs)
             out["yaw"] = yaw_from_logits(out["yaw_logits"]).detach() if yaw is None else yaw
             cond = torch.stack([torch.cos(out["yaw"]), torch.sin(out["yaw"])], 1)
         x = f[4]
@@ -247,6 +277,18 @@ class DMPNet(nn.Module):
             x = block(x, f[3 - k], cond)
         feat = self.local(with_coords(x, cond))
         out.update({name: head(feat) for name, head in self.heads.items()})
+        if self.global_joints:
+            gj = self.gjoints(gs).reshape(g.shape[0], -1, 3)                            # (B, k, 3) metres
+            if self.yaw_bins:
+                # With a yaw head the global joints are body-frame (lateral, y, forward), a target
+                # that does not depend on the view (as HMR's articulation), turned by the yaw.
+                out["gj_body"] = gj
+                gj = from_body_frame(gj, out["yaw"])
+            out["gj"] = gj
+            # M_j's head predicts a correction to the spread global joints; with yaw_depth its
+            # body-frame channels correct the body-frame joints, so every map loss sees the sum.
+            spread = torch.cat([gj[..., :2], out["gj_body"][..., 0::2]] if self.yaw_depth else [gj], -1)
+            out["mj"] = out["mj"] + global_joint_map(spread, out["parts"])
         if self.yaw_depth:
             for m in MAPS:
                 out[m], out[f"{m}_lf"] = depth_from_body_frame(out[m], out["yaw"])
@@ -305,7 +347,8 @@ def load_dmp(path: str | Path, device="cpu") -> tuple[DMPNet, dict]:
     return load_model_file(path, "DMP", lambda cfg: DMPNet(
         cfg["backbone"], cfg["out_stride"], parts=int(cfg["joints"]), yaw_bins=int(cfg.get("yaw_bins", 0)),
         yaw_depth=bool(cfg.get("yaw_depth", False)), aggregate=cfg.get("aggregate", "parts"),
-        uv_res=int(cfg.get("uv_res", UV_RES)), joints_xy=cfg.get("joints_xy", "maps")), device)
+        uv_res=int(cfg.get("uv_res", UV_RES)), joints_xy=cfg.get("joints_xy", "maps"),
+        global_joints=bool(cfg.get("global_joints", False)), global_grid=int(cfg.get("global_grid", 1))), device)
 
 
 def as_lsp(joints: torch.Tensor, gt_lsp14: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

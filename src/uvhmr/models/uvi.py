@@ -26,6 +26,13 @@ from uvhmr.uv.gt import joints_from_uv
 
 OUT_RES = 128       # the default side of UVI's output maps (its targets' resolution)
 IK_CHANNELS = 9     # the last channels of UVI's input: IK's UV_l, UV_j, UV_d (stack_inputs)
+DMP_MAP_CHANNELS = 10   # after DMP's warped features: its warped M_j, M_l, M_d and the hit mask
+
+
+def input_channels(feature_channels: int) -> int:
+    """UVI's input width for a DMP with `feature_channels` local features, in `stack_inputs`' order:
+    the warped features, DMP's maps and hit mask, IK's maps."""
+    return feature_channels + DMP_MAP_CHANNELS + IK_CHANNELS
 
 
 def block(cin: int, cout: int) -> nn.Sequential:
@@ -86,7 +93,7 @@ IK_INPUTS = ("uv_l", "uv_j")                                 # the IK cache rows
 
 def stack_inputs(dmp_rows: dict, ik_rows: dict, use_dmp: bool, use_ik: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """DMP and IK cache rows (the cache dtypes, as `dmp_rows` / `ik_rows` make them) ->
-    (inputs (B, C + 19, R, R) float32, camera (B, 3)) at the caches' UV resolution R. The one
+    (inputs (B, input_channels(C), R, R) float32, camera (B, 3)) at the caches' UV resolution R. The one
     place UVI's input is built: training, evaluation and `predict` all come through here."""
     feat = dmp_rows["uv_feat"].float()
     maps = dmp_rows["uv_maps"].float()
@@ -108,7 +115,7 @@ def stack_inputs(dmp_rows: dict, ik_rows: dict, use_dmp: bool, use_ik: bool) -> 
 
 def uvi_inputs(dmp, ik, rows, use_dmp: bool, use_ik: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Cache rows `rows` of a DMP and an IK cache split (`cache.dmp.DmpCache`, `cache.ik.IkCache`)
-    -> (inputs (B, C + 19, R, R) float32, DMP camera (B, 3))."""
+    -> (inputs (B, input_channels(C), R, R) float32, DMP camera (B, 3))."""
     rows = np.asarray(rows)
     d = {k: torch.as_tensor(np.array(dmp.arrays[k][rows])) for k in DMP_INPUTS}
     i = {k: torch.as_tensor(np.array(ik.arrays[k][rows])) for k in IK_INPUTS}

@@ -4,7 +4,8 @@ Convention: checkpoints live OUTSIDE a rule's declared outputs, because the work
 delete declared outputs before rerunning a rule. They go to
 `<root>/checkpoints/<rule>[-<variant>]/<key>/`, where `key = hash_inputs(params, inputs)`, so
 a rerun with the same parameters and inputs finds and resumes its own checkpoints, while any
-change of either starts from scratch in a fresh folder.
+change of either starts from scratch in a fresh folder. The trainers count the package files
+their command runs among the inputs (`code_files`): a code change is a change of input.
 
 One folder has one writer at a time (the rule's job); `load_latest` deletes leftover
 temporary files from a killed writer on that assumption.
@@ -27,6 +28,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
+from uvhmr.code_deps import PACKAGE_DIR, REPO_PREFIX, code_deps
 from uvhmr.io import save_with
 
 FORMAT = 1
@@ -105,6 +107,13 @@ def hash_inputs(params: dict, inputs: Iterable[str | os.PathLike]) -> str:
         for name, path in _files(top):
             _hash_file(h, name, path)
     return h.hexdigest()[:16]
+
+
+def code_files(subcommand: str) -> list[Path]:
+    """The package files `uvhmr <subcommand>` runs (`code_deps`, as dvc.yaml lists them), as paths.
+    A trainer's key covers them, so a rerun after a code change starts afresh instead of resuming
+    checkpoints that the old code wrote (which would also hide the new code's training time)."""
+    return [PACKAGE_DIR / p[len(REPO_PREFIX) + 1:] for p in code_deps(subcommand)]
 
 
 def checkpoint_dir(root: str | os.PathLike, rule: str, variant: str | None, key: str) -> Path:

@@ -31,7 +31,7 @@ from uvhmr.models.dmp import (DMPNet, aggregate_joints, as_lsp, facing_yaw, fill
                               j_initial_uv, joint_weights, with_heatmap_xy,
                               warp_to_uv, yaw_to_bin)
 from uvhmr.models.encoders import check_required
-from uvhmr.train.checkpoint import checkpoint_dir, hash_inputs
+from uvhmr.train.checkpoint import checkpoint_dir, code_files, hash_inputs
 from uvhmr.train.trainer import check_finite, seed_everything, train_epochs
 from uvhmr.uv.assets import load_uv_assets
 
@@ -39,7 +39,7 @@ from uvhmr.uv.assets import load_uv_assets
 def targets(batch: dict, yaw_bins: int = 0, k: int = 14) -> dict:
     """The dataset's sample dict -> dmp_losses' target names."""
     t = {"mask": batch["mask"], "uv": batch["iuv"][:, 1:], "parts": batch["parts"], "mj": batch["M_j"], "ml": batch["M_l"],
-         "md": batch["M_d"], "camera": batch["cam_wp"]}
+         "md": batch["M_d"], "camera": batch["cam_wp"], "joints": batch["joints3d" if k == 14 else "joints3d_24"]}
     # 2-D joints in normalised image coordinates (2 x / S - 1), for a heatmap head
     t["joints2d"] = 2 * batch["joints2d" if k == 14 else "joints2d_24"] / batch["image"].shape[-1] - 1
     if yaw_bins:
@@ -80,11 +80,14 @@ def evaluate_j_initial(net, loader, labels, k, device) -> dict:
     joints at the root): J_initial through the part head (`val_j_initial_mpjpe_mm`, what later
     stages use) and through the paper's UV route; its decomposition (`decomposed_j_initial`);
     `val_depth_corr`; with a yaw head, the yaw's accuracy within 45 degrees and J_initial with the
-    decoder given the true yaw (`val_j_initial_gt_yaw_mm`: what a perfect yaw head would give)."""
+    decoder given the true yaw (`val_j_initial_gt_yaw_mm`: what a perfect yaw head would give); with
+    global joints, their MPJPE on their own (`val_global_joints_mm`)."""
     cols = {"val_j_initial_mpjpe_mm": [], "val_j_initial_uv_mpjpe_mm": [], "val_j_initial_gt_mask_mm": [],
             "val_j_initial_gt_seg_mm": [], "val_j_initial_gt_mj_mm": [], "val_j_initial_floor_mm": []}
     if net.yaw_bins:
         cols.update(val_yaw_within_45deg=[], val_j_initial_gt_yaw_mm=[])
+    if net.global_joints:
+        cols.update(val_global_joints_mm=[])
     preds, truths = [], []
     net.eval()
     with torch.no_grad():
@@ -96,6 +99,8 @@ def evaluate_j_initial(net, loader, labels, k, device) -> dict:
             for name, j in parts.items():
                 key = "val_j_initial_mpjpe_mm" if name == "as_used" else f"val_j_initial_{name}_mm"
                 cols[key].append(mpjpe(*as_lsp(j, gt)).cpu())
+            if net.global_joints:     # the global estimate alone, every joint (none is unobserved)
+                cols["val_global_joints_mm"].append(mpjpe(*as_lsp(out["gj"].float(), gt)).cpu())
             preds.append(as_lsp(parts["as_used"], gt)[0].cpu())
             truths.append(as_lsp(parts["as_used"], gt)[1].cpu())
             j, obs = j_initial_uv(warp_to_uv(out, net.uv_res), labels.to(device), k)
@@ -150,10 +155,10 @@ def run_train_dmp(rp, data_dir: Path, uv_dir: Path, body_dir: Path, out: Path, c
                              torch.stack([val_ds[i]["joints3d"] for i in val_idx])).mean()) if n_val else float("nan")
 
     net = DMPNet(sec.backbone, sec.out_stride, pretrained=sec.pretrained, parts=k, yaw_bins=sec.yaw_bins,
-                 yaw_depth=sec.yaw_depth, aggregate=sec.aggregate, joints_xy=sec.joints_xy).to(device)
+                 yaw_depth=sec.yaw_depth, aggregate=sec.aggregate, joints_xy=sec.joints_xy, global_joints=sec.global_joints, global_grid=sec.global_grid).to(device)
     labels = load_uv_assets(uv_dir, faces).auv(k, net.uv_res)
     opt = torch.optim.Adam(param_groups(net, sec.encoder_lr), lr=sec.lr)
-    key = hash_inputs({"section": to_dict(sec), "run": to_dict(rp.run)}, [data_dir, uv_dir])
+    key = hash_inputs({"section": to_dict(sec), "run": to_dict(rp.run)}, [data_dir, uv_dir, *code_files("train-dmp")])
     ckpt = checkpoint_dir(ckpt_root, "train_dmp", rp.variant, key)
     log(f"train_dmp {rp.variant}: {len(train_idx)} train / {len(val_idx)} val images of {train_ds.size} px, "
         f"{sec.backbone}, {sec.epochs} epochs on {device} ({precision}); checkpoints in {ckpt}")
@@ -193,7 +198,7 @@ def run_train_dmp(rp, data_dir: Path, uv_dir: Path, body_dir: Path, out: Path, c
 
     history = train_epochs(net, opt, sec.epochs, run_epoch, ckpt, out.with_suffix(".csv"), log=log)
     blob = {"state_dict": net.cpu().state_dict(),
-            "config": {"backbone": sec.backbone, "out_stride": sec.out_stride, "joints": k, "yaw_bins": sec.yaw_bins, "yaw_depth": sec.yaw_depth, "aggregate": sec.aggregate, "joints_xy": sec.joints_xy,
+            "config": {"backbone": sec.backbone, "out_stride": sec.out_stride, "joints": k, "yaw_bins": sec.yaw_bins, "yaw_depth": sec.yaw_depth, "aggregate": sec.aggregate, "joints_xy": sec.joints_xy, "global_joints": sec.global_joints, "global_grid": sec.global_grid,
                        "uv_res": net.uv_res, "image_size": train_ds.size, "variant": rp.variant, "weights": net.encoder.provenance},
             "history": history}
     save_with(out, lambda p: torch.save(blob, p))

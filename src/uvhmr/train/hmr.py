@@ -18,7 +18,7 @@ from uvhmr.device import forward_in, pick_device, training_precision
 from uvhmr.io import save_with
 from uvhmr.models.encoders import check_required
 from uvhmr.models.hmr import HMRNet, posed_joints
-from uvhmr.train.checkpoint import checkpoint_dir, hash_inputs
+from uvhmr.train.checkpoint import checkpoint_dir, code_files, hash_inputs
 from uvhmr.train.trainer import check_finite, seed_everything, train_epochs
 
 
@@ -40,7 +40,7 @@ def run_train_hmr(rp, data_dir: Path, body_dir: Path, out: Path, ckpt_root: Path
     ds = SampleDataset(data_dir, joints=14, augment=Augment(), occlusion=True, seed=rp.run.seed)
     net = HMRNet(sec.backbone, body.num_joints, body.mean_shape(), sec.pretrained).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=sec.lr)
-    ckpt = checkpoint_dir(ckpt_root, "train_hmr", None, hash_inputs({"section": to_dict(sec), "run": to_dict(rp.run)}, [data_dir]))
+    ckpt = checkpoint_dir(ckpt_root, "train_hmr", None, hash_inputs({"section": to_dict(sec), "run": to_dict(rp.run)}, [data_dir, *code_files("train-hmr")]))
     log(f"train_hmr: {len(ds)} images, {sec.backbone}, {sec.epochs} epochs on {device} ({precision}); checkpoints in {ckpt}")
 
     def run_epoch(epoch: int) -> dict:

@@ -26,7 +26,7 @@ from uvhmr.device import pick_device
 from uvhmr.evaluate import metrics as M
 from uvhmr.io import atomic_dir
 from uvhmr.models.ik import IKNet, fast_pose_joints
-from uvhmr.train.checkpoint import checkpoint_dir, hash_inputs
+from uvhmr.train.checkpoint import checkpoint_dir, code_files, hash_inputs
 from uvhmr.train.trainer import check_finite, seed_everything, train_epochs
 
 
@@ -219,7 +219,7 @@ def run_train_ik(rp, mocap_dir: Path, dmp_cache_dir: Path, data_dir: Path, body_
             opt = torch.optim.Adam([{"params": net.refine.parameters(), "scale": sec.refine_lr},
                                     {"params": net.gik.parameters(), "scale": 1.0}], lr=sec.lr,
                                    fused=True)      # one fused kernel over all tensors: about 10 % of a CPU step saved
-            key = hash_inputs({"section": to_dict(sec), "run": to_dict(rp.run), "seed": seed}, [mocap_dir, dmp_cache_dir])
+            key = hash_inputs({"section": to_dict(sec), "run": to_dict(rp.run), "seed": seed}, [mocap_dir, dmp_cache_dir, *code_files("train-ik")])
             ckpt = checkpoint_dir(ckpt_root, "train_ik", f"{rp.variant}-seed{seed}", key)
             log(f"train_ik {rp.variant} seed {seed}: {sec.epochs} epochs x {sec.steps_per_epoch} steps of "
                 f"{n_mocap} mocap ({n_clean} fed to GIK-Net clean) + {n_dmp} DMP samples on {device}, "

@@ -27,8 +27,8 @@ from uvhmr.device import forward_in, pick_device, training_precision
 from uvhmr.io import atomic_dir
 from uvhmr.losses import consistency_loss, dismag_loss, weak_project, weighted_map_l1
 from uvhmr.models.dmp import UV_RES
-from uvhmr.models.uvi import OUT_RES, UVINet, infer, uvi_inputs
-from uvhmr.train.checkpoint import checkpoint_dir, hash_inputs
+from uvhmr.models.uvi import OUT_RES, UVINet, infer, input_channels, uvi_inputs
+from uvhmr.train.checkpoint import checkpoint_dir, code_files, hash_inputs
 from uvhmr.train.trainer import check_finite, seed_everything, train_epochs
 from uvhmr.uv.assets import load_uv_assets
 from uvhmr.uv.gt import gt_uv_maps, root_of
@@ -63,14 +63,14 @@ def run_train_uvi(rp, dmp_dir: Path, ik_dir: Path, data_dir: Path, uv_dir: Path,
     ds = SampleDataset(data_dir, joints=14, augment=None, occlusion=True, seed=rp.run.seed)
     index = np.asarray(dmp.arrays["index"])
     n = len(dmp)
-    in_ch = int(dmp.meta["feature_channels"]) + 19
+    in_ch = input_channels(int(dmp.meta["feature_channels"]))
     in_res = int(dmp.meta.get("uv_res", UV_RES))       # the DMP warp's resolution, as cached
     with atomic_dir(out_dir) as tmp:
         for seed in sec.seeds:
             seed_everything(seed)
             net = UVINet(in_ch, sec.width, in_res=in_res, out_res=OUT_RES).to(device)
             opt = torch.optim.Adam(net.parameters(), lr=sec.lr)
-            key = hash_inputs({"section": to_dict(sec), "run": to_dict(rp.run), "seed": seed}, [dmp_dir, ik_dir])
+            key = hash_inputs({"section": to_dict(sec), "run": to_dict(rp.run), "seed": seed}, [dmp_dir, ik_dir, *code_files("train-uvi")])
             ckpt = checkpoint_dir(ckpt_root, "train_uvi", f"{rp.variant}-seed{seed}", key)
             log(f"train_uvi {rp.variant} seed {seed}: {n} samples, {sec.epochs} epochs on {device} ({precision}) "
                 f"(DMP inputs {'on' if sec.use_dmp else 'off'}, IK inputs {'on' if sec.use_ik else 'off'}, "
