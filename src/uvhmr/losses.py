@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from uvhmr.models.dmp import aggregate_joints, heatmap_points, joint_weights, to_body_frame, with_heatmap_xy
+from uvhmr.models.dmp import aggregate_joints, heatmap_points, joint_weights, joints_to_body_frame, to_body_frame, with_heatmap_xy
 from uvhmr.uv.texels import uv_to_grid
 
 
@@ -92,8 +92,7 @@ def dmp_losses(pred: dict, target: dict, weights) -> dict:
         # The heatmaps' soft-argmax against the 2-D joints (normalised image coordinates).
         terms["heat"] = weights.w_heat * (heatmap_points(pred["heat"]) - target["joints2d"]).abs().mean()
     if "gj_body" in pred:     # body-frame global joints: against the truth turned by the true yaw
-        lat_fwd = to_body_frame(target["joints"][..., 0::2].permute(0, 2, 1)[..., None], target["yaw"])[..., 0]
-        truth = torch.stack([lat_fwd[:, 0], target["joints"][..., 1], lat_fwd[:, 1]], -1)
+        truth = joints_to_body_frame(target["joints"], target["yaw"])
         terms["global"] = weights.w_global * (pred["gj_body"].float() - truth).abs().mean()
     elif "gj" in pred:
         terms["global"] = weights.w_global * (pred["gj"].float() - target["joints"]).abs().mean()

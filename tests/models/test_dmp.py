@@ -281,19 +281,22 @@ def test_global_joints_spread_over_m_j_by_the_parts_and_start_at_zero():
     with torch.no_grad():
         out = net(x)
     assert out["gj"].shape == (2, 14, 3) and torch.equal(out["gj"], torch.zeros(2, 14, 3))
+    with torch.no_grad():
+        assert torch.allclose(out["mj"], net.heads["mj"](out["features"]), atol=1e-6)
 
 
 def test_body_frame_global_joints_are_turned_by_the_yaw_and_scored_in_the_body_frame():
     """With a yaw head the global joints are body-frame (lateral, y, forward): the camera-frame joints
     are them turned by the yaw, and the loss compares them with the truth turned by the true yaw,
     so a right body-frame estimate scores 0 whatever the view."""
-    from uvhmr.models.dmp import from_body_frame, to_body_frame
+    from uvhmr.models.dmp import from_body_frame, joints_to_body_frame
     g = torch.Generator().manual_seed(0)
     truth = torch.randn(3, 14, 3, generator=g) * 0.3
     yaw = torch.tensor([0.0, 1.0, -2.5])
-    lf = to_body_frame(truth[..., 0::2].permute(0, 2, 1)[..., None], yaw)[..., 0]     # (B, 2, k)
-    body = torch.stack([lf[:, 0], truth[..., 1], lf[:, 1]], -1)
+    body = joints_to_body_frame(truth, yaw)
     assert torch.allclose(from_body_frame(body, yaw), truth, atol=1e-5)
+    # Facing the camera (yaw 0) the body's forward is the camera's -z and its lateral the camera's x.
+    assert torch.allclose(body[0, :, 2], -truth[0, :, 2]) and torch.allclose(body[0, :, 0], truth[0, :, 0])
     b = _batch(16)
     pred = {k: b[k].clone() for k in ("uv", "mj", "ml", "md", "camera")}
     pred["mask"] = (b["mask"] * 2 - 1) * 20

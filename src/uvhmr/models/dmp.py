@@ -90,6 +90,13 @@ def from_body_frame(points: torch.Tensor, yaw: torch.Tensor) -> torch.Tensor:
     return torch.stack([lat * c + fwd * s, y, lat * s - fwd * c], -1)
 
 
+def joints_to_body_frame(points: torch.Tensor, yaw: torch.Tensor) -> torch.Tensor:
+    """Camera-frame points (B, k, 3) and the yaw (B,) radians -> body-frame (B, k, 3) (lateral, y,
+    forward): `to_body_frame` on (x, z), y unchanged; `from_body_frame` inverts it."""
+    lat_fwd = to_body_frame(points[..., 0::2].permute(0, 2, 1)[..., None], yaw)[..., 0]      # (B, 2, k)
+    return torch.stack([lat_fwd[:, 0], points[..., 1], lat_fwd[:, 1]], -1)
+
+
 def depth_from_body_frame(raw: torch.Tensor, yaw: torch.Tensor):
     """A map head's (x, y, lateral, forward) (B, 4, h, w) and the yaw (B,) -> (camera-frame map
     (B, 3, h, w) metres: x, y as predicted, z from the body frame turned by the yaw; the body-frame
