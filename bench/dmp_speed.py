@@ -3,6 +3,10 @@ and 32), for each encoder at the image size (and batch, output stride) of the de
 profiles (read from params.yaml).
 
     .venv/bin/python bench/dmp_speed.py [--profiles default paper] [--encoders resnet18 ...] [--threads 2] [--reps 5]
+        [--image-size 128] [--freeze-levels 0 2]
+
+--image-size replaces the profile's; --freeze-levels times training with the encoder's first
+levels frozen (`train_dmp.freeze_levels`), one line each.
 
 A training step is forward + the DMP losses + backward + Adam on random images and targets of
 the profile's size (the data loader is not timed: bench/dataset_speed.py measures it).
@@ -39,6 +43,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--encoders", nargs="+", default=list(ENCODERS), choices=list(ENCODERS))
+    ap.add_argument("--image-size", type=int, default=None, help="instead of the profile's dataset.image_size")
+    ap.add_argument("--freeze-levels", type=int, nargs="+", default=[0], choices=range(6))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -47,10 +53,11 @@ def main():
           f"{native} (what run.precision: auto trains in here)")
     for profile in a.profiles:
         p = load_params(a.params, profile)
-        sec, size = rule_params(p, "train_dmp", "dmp14").section, p.rules.dataset.image_size
-        for encoder in a.encoders:
+        sec, size = rule_params(p, "train_dmp", "dmp14").section, a.image_size or p.rules.dataset.image_size
+        for encoder, frozen in ((e, f) for e in a.encoders for f in a.freeze_levels):
             net = DMPNet(encoder, sec.out_stride, parts=sec.joints, yaw_bins=sec.yaw_bins).to(device)
-            opt = torch.optim.Adam(net.parameters(), lr=sec.lr)
+            net.encoder.freeze(frozen)
+            opt = torch.optim.Adam([q for q in net.parameters() if q.requires_grad], lr=sec.lr)
             batch = {k: v.to(device) for k, v in random_batch(sec.batch_size, size, sec.out_stride, sec.joints, sec.yaw_bins).items()}
 
             def train_step(precision):
@@ -68,7 +75,7 @@ def main():
                 with torch.no_grad():
                     infer[b] = median_seconds(lambda: net(x), a.reps) / b * 1000
             n_params = sum(q.numel() for q in net.parameters()) / 1e6
-            print(f"{profile:8s} {encoder:18s} {size} px, output 1/{sec.out_stride}, {n_params:5.1f} M parameters: "
+            print(f"{profile:8s} {encoder:18s} {f'{frozen} levels frozen, ' if frozen else ''}{size} px, output 1/{sec.out_stride}, {n_params:5.1f} M parameters: "
                   f"train {', '.join(f'{sec.batch_size / t:6.1f} images/s in {pr}' for pr, t in train_s.items())} "
                   f"(batch {sec.batch_size}); "
                   f"inference {infer[1]:7.2f} ms/image at batch 1, {infer[32]:7.2f} ms/image at batch 32", flush=True)

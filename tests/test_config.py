@@ -76,6 +76,13 @@ def test_imagenet_weights_are_accepted_for_the_lite_encoders():
      'params.yaml: pipeline.ik: expected a variant of train_ik (known: ik14, ik14_nonoise, ik14_nozero), got "ik99"'),
     (lambda r: r["pipeline"].__setitem__("dmp", "dmp24"),
      "params.yaml: pipeline.dmp: IK and UVI read a 14-joint DMP's cache; dmp24 has joints: 24"),
+    (lambda r: r["base"]["train_dmp"].update(pretrained=None, freeze_levels=2),
+     "params.yaml: base.train_dmp.freeze_levels: keeps the encoder's first levels at their starting weights, "
+     "which from scratch are random: set pretrained (e.g. imagenet) or freeze_levels: 0"),
+    (lambda r: r["base"]["train_dmp"].__setitem__("aggregate", "global"),
+     "params.yaml: base.train_dmp.aggregate: global takes J_initial from the global joints, set global_joints: true"),
+    (lambda r: r["base"]["train_dmp"].update(global_joints=True, flip_test=True),
+     "params.yaml: base.train_dmp.flip_test: merges the yaw and global joints of a mirrored pass, set yaw_bins and global_joints"),
     (lambda r: r.__setitem__("profile", "huge"),
      'params.yaml: profile: expected one of smoke, default, paper, got "huge"'),
     (lambda r: r["profiles"].__setitem__("tiny", {}),

@@ -311,7 +311,7 @@ class DmpTrainParams(TrainParams):
     lr_schedule: Literal["constant", "cosine"] = "constant"
     encoder_lr: float = num(1.0, positive=True, doc="the encoder's learning rate as a multiple of lr (below 1 for pretrained weights)")
     w_depth: float = num(1.0, lo=0.0, doc="weight of the depth (z) coordinate in the M_j, M_l, M_d losses, x and y weigh 1")
-    aggregate: Literal["parts", "attention"] = "parts"   # J_initial's pixel weights (models/dmp.py joint_weights)
+    aggregate: Literal["parts", "attention", "global"] = "parts"   # J_initial's pixel weights (models/dmp.py joint_weights); global: the global joints (needs global_joints)
     joints_xy: Literal["maps", "heatmap"] = "maps"   # J_initial's x, y: from M_j, or 2-D heatmaps over the camera's scale
     w_heat: float = num(1.0, lo=0.0, doc="L1 of the heatmaps' soft-argmax against the 2-D joints (joints_xy: heatmap)")
     w_joints: float = num(0.0, lo=0.0, doc="L1 of the part-weighted joints J_initial aggregates (0: per-pixel map losses only)")
@@ -322,10 +322,19 @@ class DmpTrainParams(TrainParams):
     global_joints: bool = False               # M_j = a global per-joint estimate spread by the parts + a per-pixel correction
     w_global: float = num(1.0, lo=0.0, doc="L1 of the global joint estimate against the true joints (global_joints)")
     global_grid: int = num(1, lo=1, hi=8, doc="the yaw and global-joint heads read the last features pooled to this grid (1: their mean)")
+    freeze_levels: int = num(0, lo=0, hi=5, doc="the encoder's first feature levels (of 5, strides 2-32) kept at their starting weights while training")
+    flip_test: bool = False                   # at inference, merge the yaw and global joints with a mirrored pass (needs yaw_bins, global_joints)
     val_fraction: float = num(0.05, lo=0.0, hi=0.5, doc="of dmp_train, held out to log J_initial MPJPE")
 
     def __post_init__(self):
         super().__post_init__()
+        if self.freeze_levels and self.pretrained is None:
+            raise ConfigError("train_dmp.freeze_levels: keeps the encoder's first levels at their starting weights, "
+                              "which from scratch are random: set pretrained (e.g. imagenet) or freeze_levels: 0")
+        if self.aggregate == "global" and not self.global_joints:
+            raise ConfigError("train_dmp.aggregate: global takes J_initial from the global joints, set global_joints: true")
+        if self.flip_test and not (self.yaw_bins and self.global_joints):
+            raise ConfigError("train_dmp.flip_test: merges the yaw and global joints of a mirrored pass, set yaw_bins and global_joints")
         if self.yaw_depth and not self.yaw_bins:
             raise ConfigError("train_dmp.yaw_depth: needs a yaw head, set yaw_bins (e.g. 16) or yaw_depth: false")
         if self.aggregate == "attention" and not self.w_joints:

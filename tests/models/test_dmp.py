@@ -330,3 +330,37 @@ def test_with_a_zero_correction_m_j_carries_the_global_joints(yaw):
         out = net(torch.rand(2, 3, 64, 64))
     mj = out["mj"].float()
     assert torch.allclose(mj, out["gj"][:, 5, :, None, None].expand_as(mj), atol=1e-4)
+
+
+def test_flip_test_is_mirror_equivariant_and_agrees_with_an_exact_mirror():
+    """flip_test: `infer` merges a pass on the mirrored image. Merging outputs that are exact mirrors
+    of each other changes nothing, and the merged yaw and global joints of a mirrored image are the
+    mirror of the image's (yaw -> -yaw, lateral negated, left and right swapped)."""
+    from uvhmr.models.dmp import MIRROR, merge_flipped, mirror_yaw_bins, yaw_from_logits
+    sign = torch.tensor([-1.0, 1.0, 1.0])
+    g = torch.Generator().manual_seed(0)
+    body, logits = torch.randn(2, 14, 3, generator=g), torch.randn(2, 16, generator=g) * 3
+    out = {"gj_body": body, "yaw_logits": logits}
+    mirrored = {"gj_body": (body * sign)[:, MIRROR[14]], "yaw_logits": mirror_yaw_bins(logits)}
+    merged = merge_flipped(out, mirrored)
+    assert torch.allclose(merged["gj_body"], body) and torch.allclose(merged["yaw"], yaw_from_logits(logits))
+    assert torch.equal(mirror_yaw_bins(mirror_yaw_bins(logits)), logits)
+    torch.manual_seed(0)
+    net = DMPNet("resnet18", 2, yaw_bins=16, yaw_depth=True, global_joints=True, aggregate="global", flip_test=True).eval()
+    with torch.no_grad():
+        net.gjoints[-1].bias.normal_()
+        net.gjoints[-1].weight.normal_(std=0.05)
+        x = torch.rand(2, 3, 64, 64)
+        a, b = net.infer(x), net.infer(torch.flip(x, dims=[-1]))
+    assert torch.allclose(b["gj_body"], (a["gj_body"] * sign)[:, MIRROR[14]], atol=1e-4)
+    turn = torch.remainder(a["yaw"] + b["yaw"] + torch.pi, 2 * torch.pi) - torch.pi
+    assert turn.abs().max() < 1e-4
+    j, obs, _ = j_initial(a, 14, net.uv_res)            # aggregate global: J_initial is the merged global joints
+    assert torch.equal(j, a["gj"].float()) and obs.all()
+
+
+def test_global_aggregate_and_flip_test_need_their_heads():
+    with pytest.raises(ValueError, match="global_joints"):
+        DMPNet("resnet18", 2, aggregate="global")
+    with pytest.raises(ValueError, match="yaw_bins and global_joints"):
+        DMPNet("resnet18", 2, global_joints=True, flip_test=True)

@@ -83,3 +83,24 @@ def test_dmpnet_shapes_for_each_encoder(name, size):
     assert [size // f.shape[-1] for f in feats] == [2, 4, 8, 16, 32]
     h = size // 2
     assert out["mj"].shape == (2, 3, h, h) and out["parts"].shape == (2, 14, h, h) and out["camera"].shape == (2, 3)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet18"])
+def test_freeze_keeps_the_first_levels_fixed(name):
+    """freeze(2): the stride-2 and stride-4 levels get no gradient and keep their batch-norm
+    statistics through a training step; the later levels still learn."""
+    torch.manual_seed(0)
+    enc = Encoder(name)
+    levels = enc.level_modules()
+    assert len(levels) == 5 and sum(len(list(m.parameters())) for ms in levels for m in ms) == len(list(enc.parameters()))
+    enc.freeze(2)
+    enc.train()
+    frozen = {id(p) for ms in levels[:2] for m in ms for p in m.parameters()}
+    bn = [m for ms in levels[:2] for mm in ms for m in mm.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    stats = [m.running_mean.clone() for m in bn]
+    feats = enc(torch.rand(2, 3, 64, 64))
+    assert [f.shape[1] for f in feats] == list(enc.channels)
+    sum(f.mean() for f in feats).backward()
+    for p in enc.parameters():
+        assert (p.grad is None) == (id(p) in frozen) and p.requires_grad == (id(p) not in frozen)
+    assert bn and all(not m.training for m in bn) and all(torch.equal(s, m.running_mean) for s, m in zip(stats, bn))

@@ -66,6 +66,9 @@ def test_decomposition_is_the_floor_when_every_prediction_is_true():
     d = train_dmp.decomposed_j_initial(out, b, 14)
     assert torch.allclose(d["gt_mj"], d["floor"], atol=1e-5)
     assert not torch.allclose(d["gt_seg"], d["floor"], atol=1e-2)
+    out["j_global"] = joints + 0.05          # aggregate: global: J_initial as used is the global joints
+    d = train_dmp.decomposed_j_initial(out, b, 14)
+    assert torch.equal(d["as_used"], out["j_global"]) and not torch.allclose(d["gt_seg"], d["as_used"], atol=1e-2)
 
 
 def test_the_paper_profile_asks_for_resnet50_weights_when_training_starts(tmp_path):

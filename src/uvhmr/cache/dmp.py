@@ -33,7 +33,7 @@ def dmp_rows(net, images: torch.Tensor, k: int) -> dict:
     """A trained DMP on images (B, 3, S, S) in [0, 1] -> one batch of cache rows, as tensors in the
     cache's dtypes (module docstring; every array but `index`). The cache rule and `predict` both
     call this, so UVI sees at prediction time exactly the (float16-rounded) inputs it trained on."""
-    out = net(images)
+    out = net.infer(images)
     j, obs, w = j_initial(out, k, net.uv_res)
     return {"uv_feat": w["uv_feat"].half(), "uv_maps": w["uv_maps"].half(),
             "hits": w["hits"].clamp(max=255).to(torch.uint8), "j_initial": j.float(), "observed": obs,

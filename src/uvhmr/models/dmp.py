@@ -17,14 +17,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from uvhmr.body.joints import SMPL24_TO_LSP14
+from uvhmr.body.joints import LSP14_NAMES, SMPL24_NAMES, SMPL24_TO_LSP14, mirror_permutation
 from uvhmr.modelfile import load_model_file
 from uvhmr.models.encoders import STRIDES, Encoder
 from uvhmr.uv.gt import joints_from_uv
 from uvhmr.uv.texels import iuv_to_uv
 
 MAPS = ("mj", "ml", "md")     # the camera-frame maps: joint, surface point, their difference
-AGGREGATES = ("parts", "attention")   # how J_initial weighs M_j's pixels: see `joint_weights`
+AGGREGATES = ("parts", "attention", "global")   # how J_initial weighs M_j's pixels: `joint_weights`, `j_initial`
 JOINTS_XY = ("maps", "heatmap")       # where J_initial's image-plane x, y come from: see `j_initial`
 HIPS = {14: (2, 3), 24: (1, 2)}       # the right and left hip in each joint set: the root is their midpoint
 UV_RES = 64                   # the default UV resolution of the warped maps and features (UVI's input)
@@ -213,9 +213,14 @@ class DMPNet(nn.Module):
     def __init__(self, backbone: str = "resnet18", out_stride: int = 2, decoder_channels: int = 64,
                  feature_channels: int = 32, pretrained: Optional[str] = None, parts: int = 14, yaw_bins: int = 0,
                  yaw_depth: bool = False, aggregate: str = "parts", uv_res: int = UV_RES, joints_xy: str = "maps",
-                 global_joints: bool = False, global_grid: int = 1):
+                 global_joints: bool = False, global_grid: int = 1, flip_test: bool = False):
         super().__init__()
         self.global_joints, self.global_grid = global_joints, global_grid
+        if aggregate == "global" and not global_joints:
+            raise ValueError("aggregate 'global' takes J_initial from the global joints: set global_joints")
+        if flip_test and not (yaw_bins and global_joints):
+            raise ValueError("flip_test merges the yaw and the global joints of a mirrored pass: it needs yaw_bins and global_joints")
+        self.flip_test = flip_test
         if joints_xy not in JOINTS_XY:
             raise ValueError(f"joints_xy must be one of {JOINTS_XY}, got {joints_xy!r}")
         self.joints_xy = joints_xy
@@ -296,6 +301,8 @@ class DMPNet(nn.Module):
             # body-frame channels correct the body-frame joints, so every map loss sees the sum.
             spread = torch.cat([gj[..., :2], out["gj_body"][..., 0::2]] if self.yaw_depth else [gj], -1)
             out["mj"] = out["mj"] + global_joint_map(spread, out["parts"])
+            if self.aggregate == "global":
+                out["j_global"] = gj
         if self.yaw_depth:
             for m in MAPS:
                 out[m], out[f"{m}_lf"] = depth_from_body_frame(out[m], out["yaw"])
@@ -304,8 +311,48 @@ class DMPNet(nn.Module):
         out["features"] = feat
         return out
 
+    def infer(self, image: torch.Tensor) -> dict:
+        """`forward` at inference; with flip_test, merged with a pass on the mirrored image
+        (`merge_flipped`): the yaw head's errors on an image and on its mirror are partly
+        independent (docs/dmp_experiments.md, row 20)."""
+        out = self(image)
+        if self.flip_test:
+            out = merge_flipped(out, self(torch.flip(image, dims=[-1])))
+        return out
+
+
 
 # ----------------------------------------------------------------------------- inference
+
+MIRROR = {14: torch.as_tensor(mirror_permutation(LSP14_NAMES)), 24: torch.as_tensor(mirror_permutation(SMPL24_NAMES))}
+
+
+def mirror_yaw_bins(logits: torch.Tensor) -> torch.Tensor:
+    """(B, bins) yaw logits of a mirrored image -> those of the image: the mirror x -> -x turns a
+    yaw into its negative, and bin i (centre -pi + i step) into bin (bins - i) % bins."""
+    bins = logits.shape[1]
+    return logits[:, (bins - torch.arange(bins, device=logits.device)) % bins]
+
+
+def merge_flipped(out: dict, flipped: dict) -> dict:
+    """Flip test-time augmentation: DMPNet outputs on an image and on its left-right mirror ->
+    `out` with the yaw and the global joints of both. The yaw distribution is the sum of the two
+    (the mirror's turned back); the body-frame joints are the mean of the two (the mirror's
+    lateral negated and its left and right swapped), turned by the merged yaw. The dense maps
+    stay the unflipped pass's (the decoder was conditioned on its own yaw)."""
+    k = out["gj_body"].shape[1]
+    perm = MIRROR[k].to(out["gj_body"].device)
+    sign = torch.tensor([-1.0, 1.0, 1.0], device=out["gj_body"].device)
+    p = torch.softmax(out["yaw_logits"].float(), 1) + torch.softmax(mirror_yaw_bins(flipped["yaw_logits"].float()), 1)
+    merged = dict(out)
+    merged["yaw_logits"] = torch.log(0.5 * p)
+    merged["yaw"] = yaw_from_logits(merged["yaw_logits"])
+    merged["gj_body"] = 0.5 * (out["gj_body"].float() + (flipped["gj_body"].float() * sign)[:, perm])
+    merged["gj"] = from_body_frame(merged["gj_body"], merged["yaw"])
+    if "j_global" in out:
+        merged["j_global"] = merged["gj"]
+    return merged
+
 
 def predicted_iuv(out: dict) -> torch.Tensor:
     """DMPNet output -> (B, 3, h, w) IUV (mask > 0.5, u, v) at the network's output resolution."""
@@ -328,7 +375,13 @@ def j_initial(out: dict, k: int, res: int = UV_RES):
     of at least one body pixel. Soft weights rather than the argmax part: a pixel the head cannot
     place (left or right forearm?) then counts half for each instead of all for a wrong one (DMP-14
     on the default profile: 290 mm instead of 312 mm on stage2_train, the same network).
+    With `aggregate: global` (out holds j_global) J_initial is the global joints themselves, every
+    joint observed: a documented departure from the paper's per-part mean (docs/design.md); M_j
+    still carries them, spread over the parts, into UV for UVI.
     -> (J_initial (B, k, 3) root-relative metres, observed (B, k) bool, the UV warp dict)."""
+    if "j_global" in out:
+        j = out["j_global"].float()
+        return j, torch.ones(j.shape[:2], dtype=torch.bool, device=j.device), warp_to_uv(out, res)
     body = (torch.sigmoid(out["mask"]) > 0.5).to(out["mj"].dtype)                 # (B, 1, h, w)
     top = torch.nn.functional.one_hot(out["parts"].argmax(1), k).permute(0, 3, 1, 2).to(body.dtype)
     joints, observed = aggregate_joints(out["mj"], body, joint_weights(out, body), top)
@@ -355,7 +408,8 @@ def load_dmp(path: str | Path, device="cpu") -> tuple[DMPNet, dict]:
         cfg["backbone"], cfg["out_stride"], parts=int(cfg["joints"]), yaw_bins=int(cfg.get("yaw_bins", 0)),
         yaw_depth=bool(cfg.get("yaw_depth", False)), aggregate=cfg.get("aggregate", "parts"),
         uv_res=int(cfg.get("uv_res", UV_RES)), joints_xy=cfg.get("joints_xy", "maps"),
-        global_joints=bool(cfg.get("global_joints", False)), global_grid=int(cfg.get("global_grid", 1))), device)
+        global_joints=bool(cfg.get("global_joints", False)), global_grid=int(cfg.get("global_grid", 1)),
+        flip_test=bool(cfg.get("flip_test", False))), device)
 
 
 def as_lsp(joints: torch.Tensor, gt_lsp14: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

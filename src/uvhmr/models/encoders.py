@@ -178,7 +178,7 @@ class Encoder(torch.nn.Module):
     def __init__(self, name: str = "resnet18", pretrained: Optional[str] = None):
         super().__init__()
         s = spec(name)
-        self.name, self.channels = name, s.channels
+        self.name, self.channels, self.frozen_levels = name, s.channels, 0
         full = imagenet_classifier(name, pretrained)
         self.provenance = weights_file(name, pretrained)[1]
         if s.family == "efficientnet_lite":
@@ -192,6 +192,36 @@ class Encoder(torch.nn.Module):
                                                full.layer2, full.layer3, full.layer4])
         self.register_buffer("rgb_mean", torch.tensor(s.mean).reshape(1, 3, 1, 1))
         self.register_buffer("rgb_std", torch.tensor(s.std).reshape(1, 3, 1, 1))
+
+    def level_modules(self) -> list[list[torch.nn.Module]]:
+        """The modules that compute each of the five feature levels, in order."""
+        if self.net is None:
+            return [[s] for s in self.stages]
+        ends = [int(n.split(".")[1]) for n in self.net.feature_info.module_name()]   # 'blocks.N' per level
+        blocks, start, levels = list(self.net.blocks), 0, []
+        for i, end in enumerate(ends):
+            levels.append(([self.net.conv_stem, self.net.bn1] if i == 0 else []) + blocks[start:end + 1])
+            start = end + 1
+        return levels
+
+    def freeze(self, levels: int) -> None:
+        """Keep the first `levels` feature levels at their starting weights: no gradients, and
+        batch-norm statistics fixed (those modules stay in eval mode), so the backward pass stops
+        above them. The early levels are the high-resolution, costly ones: Lite0 at 128 px trains
+        about 1.5x the steps a second with 2 frozen (docs/dmp_experiments.md)."""
+        self.frozen_levels = levels
+        for m in self.frozen_modules():
+            m.requires_grad_(False)
+        self.train(self.training)
+
+    def frozen_modules(self) -> list[torch.nn.Module]:
+        return [m for ms in self.level_modules()[:self.frozen_levels] for m in ms]
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for m in self.frozen_modules():
+            m.eval()
+        return self
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
         x = (image - self.rgb_mean) / self.rgb_std

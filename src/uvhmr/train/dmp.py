@@ -58,7 +58,8 @@ def decomposed_j_initial(out: dict, b: dict, k: int) -> dict:
     """J_initial (B, k, 3) with ground truth substituted for each piece in turn, to tell where its
     error comes from: as used; gt_mask (true mask; predicted parts and M_j); gt_seg (true mask and
     parts; predicted M_j); gt_mj (predicted mask and parts; true M_j); floor (all true: joints whose
-    parts are all hidden sit at the root). Missing joints are at the root, as scored."""
+    parts are all hidden sit at the root). Missing joints are at the root, as scored. With
+    `aggregate: global` "as used" is the global joints (`j_initial`); the others stay M_j's."""
     size = out["mj"].shape[-2:]
     body_p = (torch.sigmoid(out["mask"]) > 0.5).to(out["mj"].dtype)
     body_t = _at(b["mask"], size)
@@ -71,8 +72,11 @@ def decomposed_j_initial(out: dict, b: dict, k: int) -> dict:
              "floor": (mj_t, body_t, top_t, top_t)}
     joints = {name: aggregate_joints(*c) for name, c in cases.items()}
     # With a heatmap head, x, y come from it wherever M_j is the predicted one (as in `j_initial`).
-    return {name: fill_missing_with_root(with_heatmap_xy(j, out) if name in ("as_used", "gt_mask", "gt_seg") else j, obs)
+    cols = {name: fill_missing_with_root(with_heatmap_xy(j, out) if name in ("as_used", "gt_mask", "gt_seg") else j, obs)
             for name, (j, obs) in joints.items()}
+    if "j_global" in out:
+        cols["as_used"] = out["j_global"].float()
+    return cols
 
 
 def evaluate_j_initial(net, loader, labels, k, device) -> dict:
@@ -94,7 +98,7 @@ def evaluate_j_initial(net, loader, labels, k, device) -> dict:
         for b in loader:
             b = {kk: v.to(device) if torch.is_tensor(v) else v for kk, v in b.items()}
             gt = b["joints3d"]
-            out = net(b["image"])
+            out = net.infer(b["image"])
             parts = decomposed_j_initial(out, b, k)
             for name, j in parts.items():
                 key = "val_j_initial_mpjpe_mm" if name == "as_used" else f"val_j_initial_{name}_mm"
@@ -120,8 +124,8 @@ def evaluate_j_initial(net, loader, labels, k, device) -> dict:
 def param_groups(net: torch.nn.Module, encoder_lr: float) -> list[dict]:
     """Adam groups: the encoder at `encoder_lr` times the base rate (`scale`), the rest at 1x.
     Pretrained features want smaller steps than the new decoder and heads."""
-    enc = [p for p in net.encoder.parameters()]
-    ids = {id(p) for p in enc}
+    enc = [p for p in net.encoder.parameters() if p.requires_grad]      # not its frozen levels
+    ids = {id(p) for p in net.encoder.parameters()}
     return [{"params": enc, "scale": encoder_lr},
             {"params": [p for p in net.parameters() if id(p) not in ids], "scale": 1.0}]
 
@@ -155,7 +159,9 @@ def run_train_dmp(rp, data_dir: Path, uv_dir: Path, body_dir: Path, out: Path, c
                              torch.stack([val_ds[i]["joints3d"] for i in val_idx])).mean()) if n_val else float("nan")
 
     net = DMPNet(sec.backbone, sec.out_stride, pretrained=sec.pretrained, parts=k, yaw_bins=sec.yaw_bins,
-                 yaw_depth=sec.yaw_depth, aggregate=sec.aggregate, joints_xy=sec.joints_xy, global_joints=sec.global_joints, global_grid=sec.global_grid).to(device)
+                 yaw_depth=sec.yaw_depth, aggregate=sec.aggregate, joints_xy=sec.joints_xy, global_joints=sec.global_joints, global_grid=sec.global_grid,
+                 flip_test=sec.flip_test).to(device)
+    net.encoder.freeze(sec.freeze_levels)
     labels = load_uv_assets(uv_dir, faces).auv(k, net.uv_res)
     opt = torch.optim.Adam(param_groups(net, sec.encoder_lr), lr=sec.lr)
     key = hash_inputs({"section": to_dict(sec), "run": to_dict(rp.run)}, [data_dir, uv_dir, *code_files("train-dmp")])
@@ -198,7 +204,7 @@ def run_train_dmp(rp, data_dir: Path, uv_dir: Path, body_dir: Path, out: Path, c
 
     history = train_epochs(net, opt, sec.epochs, run_epoch, ckpt, out.with_suffix(".csv"), log=log)
     blob = {"state_dict": net.cpu().state_dict(),
-            "config": {"backbone": sec.backbone, "out_stride": sec.out_stride, "joints": k, "yaw_bins": sec.yaw_bins, "yaw_depth": sec.yaw_depth, "aggregate": sec.aggregate, "joints_xy": sec.joints_xy, "global_joints": sec.global_joints, "global_grid": sec.global_grid,
+            "config": {"backbone": sec.backbone, "out_stride": sec.out_stride, "joints": k, "yaw_bins": sec.yaw_bins, "yaw_depth": sec.yaw_depth, "aggregate": sec.aggregate, "joints_xy": sec.joints_xy, "global_joints": sec.global_joints, "global_grid": sec.global_grid, "flip_test": sec.flip_test,
                        "uv_res": net.uv_res, "image_size": train_ds.size, "variant": rp.variant, "weights": net.encoder.provenance},
             "history": history}
     save_with(out, lambda p: torch.save(blob, p))
