@@ -31,7 +31,10 @@ def test_repository_params_are_valid_for_every_profile():
     default_block = (RAW["profiles"].get("default") or {}).get("dataset", {})
     assert default.rules.dataset.image_size == default_block.get("image_size", RAW["base"]["dataset"]["image_size"])
     assert default.rules.dataset.n_test == RAW["base"]["dataset"]["n_test"]     # not overridden: the base
-    assert smoke.rules.dataset.resources == default.rules.dataset.resources
+    # smoke overrides only the threads (one a job); the rest of resources merges from the base
+    assert smoke.rules.dataset.resources.threads == RAW["profiles"]["smoke"]["dataset"]["resources"]["threads"]
+    assert smoke.rules.dataset.resources.mem_mb == default.rules.dataset.resources.mem_mb
+    assert smoke.rules.dataset.resources.runtime == default.rules.dataset.resources.runtime
 
 
 def test_imagenet_weights_are_accepted_for_the_lite_encoders():

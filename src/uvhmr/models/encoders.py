@@ -22,9 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-import timm
 import torch
-import torchvision
 
 from uvhmr.io import sha256
 
@@ -160,11 +158,15 @@ def imagenet_classifier(name: str, pretrained: Optional[str] = IMAGENET) -> torc
     what the encoder is cut from, and what the weight check classifies images with."""
     s = spec(name)
     p, _ = weights_file(name, pretrained)
+    # timm and torchvision are imported here, not at the top: importing them costs about 3 s, and
+    # most rules that import this module (IK, UVI, their caches and evaluations) never build an encoder.
     if s.family == "efficientnet_lite":
+        import timm
         net = timm.create_model(s.arch, pretrained=False)
         if p is not None:
             load_in_order(net, read_state(p), p, f"timm's {s.arch}")
     else:
+        import torchvision
         net = getattr(torchvision.models, s.arch)(weights=None)
         if p is not None:
             load_by_name(net, read_state(p), p, f"torchvision's {s.arch}", lambda k: k.startswith("fc."))
@@ -182,6 +184,7 @@ class Encoder(torch.nn.Module):
         full = imagenet_classifier(name, pretrained)
         self.provenance = weights_file(name, pretrained)[1]
         if s.family == "efficientnet_lite":
+            import timm
             self.net = timm.create_model(s.arch, pretrained=False, features_only=True)
             self.net.load_state_dict({k: v for k, v in full.state_dict().items() if k in self.net.state_dict()})
             self.stages = None
