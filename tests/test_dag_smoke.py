@@ -130,6 +130,8 @@ def test_dvc_repro_force_of_the_dmp_ik_uvi_chain_gives_the_snakemake_metrics_and
     assert by_dvc == {k: by_snakemake[k] for k in by_dvc}
     # The caches DVC rebuilt are the same bytes as Snakemake's, so every stage that did not run (the
     # other variants, the report) is still up to date.
+    rebuilt = [p for p in snakemake_hashes if p.startswith("results/smoke/cache/")]
+    assert len(rebuilt) >= 2, sorted(snakemake_hashes)                  # DMP's and IK's caches
     assert _data_out_hashes(d / "dvc.lock") == snakemake_hashes
     again = subprocess.run(["dvc", "repro", *targets], cwd=d, capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0 and "Running stage" not in again.stdout, again.stdout[-3000:]
