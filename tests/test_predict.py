@@ -11,7 +11,7 @@ from uvhmr.data.dataset import SampleDataset
 from uvhmr.models.dmp import DMPNet
 from uvhmr.models.ik import IKNet
 from uvhmr.models.uvi import OUT_RES, UVINet, infer, load_uvi, uvi_inputs
-from uvhmr.predict import load_models, predict
+from uvhmr.predict import dense_camera, fit_weak_perspective, load_models, predict
 from uvhmr.uv.assets import load_uv_assets
 
 from tiny_data import SIZE
@@ -85,7 +85,10 @@ def test_predict_equals_the_cache_path_and_uvi_inference(anny, anny_dir, tiny_uv
     assert verts.std() > 0.01 and not torch.allclose(camera, cam)    # a body, and UVI refined DMP's camera
     assert torch.allclose(joints, joints_c, atol=1e-6, rtol=0)
     assert torch.allclose(verts, verts_c, atol=1e-6, rtol=0)
-    assert torch.allclose(camera, out["camera"], atol=1e-6, rtol=0)
+    # The camera is fitted to DMP's body pixels from the same pass, UVI's kept where too few.
+    with torch.no_grad():
+        fitted = dense_camera(models.dmp.infer(images), joints_c, out["camera"])
+    assert torch.allclose(camera, fitted, atol=1e-5, rtol=0)
     # Other crop sizes are resized to DMP's; non-square crops are refused.
     j2, v2, c2 = predict(torch.nn.functional.interpolate(images, scale_factor=2), models)
     assert j2.shape == joints.shape and v2.shape == verts.shape and torch.isfinite(v2).all()
@@ -105,3 +108,45 @@ def test_load_models_refuses_mismatched_stages(anny_dir, tiny_uv_dir, model_file
                                                            "use_dmp": True, "use_ik": True}}, tmp_path / "uvi.pt")
     with pytest.raises(ValueError, match="input channels"):
         load_models(m / "dmp/dmp14.pt", m / "ik/ik14", tmp_path / "uvi.pt", tiny_uv_dir, anny_dir)
+
+
+def _points(seed: int, n: int = 400) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(2, n, 2, generator=g) * torch.tensor([0.25, 0.5])      # (2, N, 2) a body's x, y spread
+
+
+def test_fit_weak_perspective_recovers_a_known_camera():
+    points = _points(0)
+    true = torch.tensor([[1.3, 0.1, -0.2], [0.7, -0.3, 0.05]])
+    pixels = true[:, None, :1] * (points + true[:, None, 1:])
+    cam = fit_weak_perspective(points, pixels, torch.ones(2, points.shape[1]), torch.zeros(2, 3))
+    assert torch.allclose(cam, true, atol=1e-4), cam
+
+
+def test_fit_weak_perspective_resists_wrong_correspondences():
+    """A fifth of the pixels matched with the wrong points (DMP's part errors): the re-weighted fit
+    stays near the truth, plain least squares (one pass) does not."""
+    points = _points(1)
+    true = torch.tensor([[1.1, 0.05, 0.1], [0.9, -0.1, 0.0]])
+    pixels = true[:, None, :1] * (points + true[:, None, 1:])
+    bad = torch.arange(points.shape[1]) % 5 == 0
+    wrong = points.clone()
+    wrong[:, bad] = points[:, bad] * 0.2 + 0.6                  # a cluster far from where they belong
+    w = torch.ones(2, points.shape[1])
+    robust = fit_weak_perspective(wrong, pixels, w, torch.zeros(2, 3))
+    plain = fit_weak_perspective(wrong, pixels, w, torch.zeros(2, 3), iters=1)
+    err = lambda c: (c - true).abs().max().item()                # noqa: E731
+    assert err(robust) < 0.1 and err(plain) > 3 * err(robust), (err(robust), err(plain))
+
+
+def test_fit_weak_perspective_keeps_the_fallback_without_enough_pixels_or_a_positive_scale():
+    points = _points(2)
+    pixels = -0.8 * points                                       # a mirror: scale -0.8, not a camera
+    fallback = torch.tensor([[0.9, 0.0, 0.0], [1.0, 0.2, 0.3]])
+    w = torch.ones(2, points.shape[1])
+    w[1, 10:] = 0                                                # 10 pixels < min_weight 20
+    cam = fit_weak_perspective(points, pixels, w, fallback, min_weight=20)
+    assert torch.equal(cam, fallback)
+    w[0] = 0                                                     # no pixel at all: no NaN, the fallback;
+    cam = fit_weak_perspective(points, points, w, fallback, min_weight=1)   # 10 pixels do, by themselves
+    assert torch.equal(cam[0], fallback[0]) and torch.allclose(cam[1], torch.tensor([1.0, 0.0, 0.0]), atol=1e-4)

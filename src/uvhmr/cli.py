@@ -252,7 +252,7 @@ of params.yaml's `pipeline:` (by default results/<profile>/models/dmp/dmp14.pt, 
 models/uvi/uvi14/seed0.pt) and results/<profile>/uv: run the main job (`snakemake --cores 2`) first.
 
 Per image the person is found by --bbox if given, else by OpenCV's HOG people detector (images of
-at least 128 px), else the whole image is used (with a warning). A square crop is cut around the
+at least 160 px), else the whole image is used (with a warning). A square crop is cut around the
 person's box (the box fills 75 % of it, as in the training crops; black outside the image), and
 the outputs go to --out:
   <stem>.obj   the mesh in the image's camera frame (metres; x right, y down, z forward), with the
@@ -288,7 +288,7 @@ def _predict_args(c: argparse.ArgumentParser) -> None:
                    help="the person's box in pixels, for every image (skips detection); "
                         "write --bbox=-10,20,200,400 when x0 is negative")
     c.add_argument("--detector", choices=("auto", "hog", "none"), default="auto",
-                   help="auto: HOG on images of at least 128 px, the whole image on smaller ones; "
+                   help="auto: HOG on images of at least 160 px, the whole image on smaller ones; "
                         "hog: always HOG; none: always the whole image (default: auto)")
     c.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="auto: CUDA when available, else CPU (default: auto)")

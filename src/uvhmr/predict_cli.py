@@ -45,7 +45,8 @@ log = logging.getLogger("uvhmr")
 
 FILL = 0.75                       # the person's box, longer side / crop side (training: 0.6 - 0.95)
 FOCAL_CROPS = math.sqrt(DatasetParams().focal_range[0] * DatasetParams().focal_range[1])   # ~3.16
-MIN_DETECT_SIDE = 128             # smaller images are taken as crops of the person already (HOG's window is 64 x 128)
+MIN_DETECT_SIDE = 160             # smaller images are taken as crops of the person already: HOG's 64 x 128 window
+                                  # leaves no room to find one in (the default profile's 128 px renders are such crops)
 DETECT_SIDE = 640                 # images are resized to this longer side for detection
 HOG_MIN_SCORE = 0.3               # SVM margin below which a HOG detection is ignored
 HOG_PERSON = 0.75                 # HOG's 64 x 128 window holds a person ~96 px tall: the central 3/4 is the person

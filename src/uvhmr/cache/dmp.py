@@ -29,11 +29,12 @@ from uvhmr.models.dmp import j_initial, load_dmp
 ARRAYS = ("uv_feat", "uv_maps", "hits", "j_initial", "observed", "camera", "index")
 
 
-def dmp_rows(net, images: torch.Tensor, k: int) -> dict:
+def dmp_rows(net, images: torch.Tensor, k: int, out: dict | None = None) -> dict:
     """A trained DMP on images (B, 3, S, S) in [0, 1] -> one batch of cache rows, as tensors in the
     cache's dtypes (module docstring; every array but `index`). The cache rule and `predict` both
-    call this, so UVI sees at prediction time exactly the (float16-rounded) inputs it trained on."""
-    out = net.infer(images)
+    call this, so UVI sees at prediction time exactly the (float16-rounded) inputs it trained on.
+    out: `net.infer(images)` when the caller has it already (predict also reads its dense maps)."""
+    out = net.infer(images) if out is None else out
     j, obs, w = j_initial(out, k, net.uv_res)
     return {"uv_feat": w["uv_feat"].half(), "uv_maps": w["uv_maps"].half(),
             "hits": w["hits"].clamp(max=255).to(torch.uint8), "j_initial": j.float(), "observed": obs,
