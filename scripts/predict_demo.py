@@ -1,6 +1,7 @@
 """The README's `uvhmr predict` demo (issues #11, #23), after the main job:
 
     .venv/bin/python scripts/predict_demo.py [--profile default] [--out predictions/demo] [--n-scored 100]
+                                             [--scored-split test]
 
 1. builds a folder with 3 synthetic test images (evenly spaced over results/<profile>/data/test), the
    repository's real photo (tests/data/photos/astronaut.jpg), a corrupt JPEG and a text file, runs
@@ -12,7 +13,7 @@
    gives them for evaluation: `SampleDataset(..., augment=None, occlusion=True, seed=0)`, fixed
    occluders composited) into <out>/scored/inputs, runs ONE `uvhmr predict` over that folder
    (`--detector none`: a test image is already the dataset's crop of the person, the framing the
-   models were trained on; the default profile's 64 px images get the whole image under `auto` too),
+   models were trained on; the default profile's 128 px images get the whole image under `auto` too),
    and scores each image's <stem>.json and <stem>.obj with `uvhmr.predict_scores.score_prediction`:
      PCK@0.1  the fraction of the ground truth's *visible* LSP-14 joints (`visible`) whose predicted
               2-D joint (the .json's `joints2d`, input pixels) lies within 0.1 x the longer side of
@@ -22,7 +23,8 @@
               whole-body mask (`body_mask`: every body pixel, occluded or not, as rendered);
               the same with the .obj's pinhole camera goes to the JSON as iou_perspective.
    An image predict did not write scores 0 on both. Prints the means and n, and writes them with the
-   per-image scores to <out>/predict_scores.json.
+   per-image scores to <out>/predict_scores.json. `--scored-split stage2_train` scores that split
+   instead: how predict's choices are measured without looking at the test split.
 The exit code is 0 when both runs of `uvhmr predict` did what they should (the scores' targets do not
 change it: the printed line says whether they are met).
 """
@@ -41,10 +43,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_split(profile: str):
-    """results/<profile>/data/test as evaluate reads it: no augmentation, its fixed occluders."""
+def test_split(profile: str, split: str = "test"):
+    """results/<profile>/data/<split> as evaluate reads the test split: no augmentation, its fixed occluders."""
     from uvhmr.data.dataset import SampleDataset
-    return SampleDataset(REPO / "results" / profile / "data" / "test", joints=14, augment=None, occlusion=True, seed=0)
+    return SampleDataset(REPO / "results" / profile / "data" / split, joints=14, augment=None, occlusion=True, seed=0)
 
 
 def write_png(item: dict, path: Path) -> None:
@@ -66,14 +68,14 @@ def build_inputs(profile: str, folder: Path, n: int = 3) -> list[str]:
     return stems + ["astronaut"]
 
 
-def build_scored_inputs(profile: str, folder: Path, n: int = 100) -> list[tuple[str, dict]]:
+def build_scored_inputs(profile: str, folder: Path, n: int = 100, split: str = "test") -> list[tuple[str, dict]]:
     """n test images evenly spaced over the split, written as PNGs into `folder` (emptied of earlier
     test*.png first) -> [(stem, ground truth)]: joints2d (14, 2) pixels, visible (14,) bool,
     body_mask (S, S) bool, all of the image as written (augment=None: no flip, zoom or rotation)."""
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("test*.png"):
         old.unlink()
-    ds = test_split(profile)
+    ds = test_split(profile, split)
     out = []
     for i in np.unique(np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int)):
         item = ds[int(i)]
@@ -84,11 +86,11 @@ def build_scored_inputs(profile: str, folder: Path, n: int = 100) -> list[tuple[
     return out
 
 
-def score(profile: str, out: Path, n: int) -> tuple[int, dict]:
+def score(profile: str, out: Path, n: int, split: str = "test") -> tuple[int, dict]:
     """Part 2 of the module docstring -> (predict's exit code, the summary written to the JSON)."""
     from uvhmr.predict_scores import score_prediction
     inputs, outputs = out / "scored" / "inputs", out / "scored" / "outputs"
-    items = build_scored_inputs(profile, inputs, n)
+    items = build_scored_inputs(profile, inputs, n, split)
     for stem, _ in items:                        # no earlier run's output is scored for an image predict fails on now
         for ext in ("obj", "json", "png"):
             (outputs / f"{stem}.{ext}").unlink(missing_ok=True)
@@ -114,7 +116,7 @@ def score(profile: str, out: Path, n: int) -> tuple[int, dict]:
 
     (p, n_p), (iou, n_i), (iou_p, _) = mean("pck"), mean("iou"), mean("iou_perspective")
     summary = {
-        "images": len(items), "split": f"results/{profile}/data/test", "predict_exit_code": r.returncode,
+        "images": len(items), "split": f"results/{profile}/data/{split}", "predict_exit_code": r.returncode,
         "not_written_by_predict": missing,
         **{k: (x if np.isfinite(x) else None) for k, x in (("mean_pck_0.1", p), ("mean_silhouette_iou", iou),
                                                            ("mean_silhouette_iou_perspective", iou_p))},
@@ -134,10 +136,10 @@ def score(profile: str, out: Path, n: int) -> tuple[int, dict]:
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "predict_scores.json").write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
-    print(f"uvhmr predict on {len(items)} synthetic test images exited {r.returncode} (expected 0)"
+    print(f"uvhmr predict on {len(items)} synthetic {split} images exited {r.returncode} (expected 0)"
           + (f"; no outputs for {len(missing)}: {missing}" if missing else ""))
-    print(f"predict on {n_p} synthetic test images: mean PCK@0.1 {p:.3f} (visible joints; target >= 0.7)")
-    print(f"predict on {n_i} synthetic test images: mean silhouette IoU {iou:.3f} (target >= 0.6; "
+    print(f"predict on {n_p} synthetic {split} images: mean PCK@0.1 {p:.3f} (visible joints; target >= 0.7)")
+    print(f"predict on {n_i} synthetic {split} images: mean silhouette IoU {iou:.3f} (target >= 0.6; "
           f"{iou_p:.3f} with the .obj's pinhole camera)")
     print(f"issue #23 targets {'met' if summary['target_met'] else 'NOT met'}; scores in {out / 'predict_scores.json'}")
     return r.returncode, summary
@@ -147,7 +149,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="default")
     ap.add_argument("--out", type=Path, default=REPO / "predictions/demo")
-    ap.add_argument("--n-scored", type=int, default=100, help="synthetic test images to score (default: 100)")
+    ap.add_argument("--n-scored", type=int, default=100, help="synthetic images to score (default: 100)")
+    ap.add_argument("--scored-split", default="test", choices=("test", "stage2_train"),
+                    help="the split scored (default: test; stage2_train to measure a change without the test split)")
     a = ap.parse_args()
     inputs = a.out / "inputs"
     stems = build_inputs(a.profile, inputs)
@@ -162,7 +166,7 @@ def main() -> int:
     for stem in stems[:2] + stems[-1:]:
         shutil.copy(a.out / "outputs" / f"{stem}.png", keep / f"{stem}.png")
     print(f"overlays for the README in {keep}")
-    scored_rc, _ = score(a.profile, a.out, a.n_scored)
+    scored_rc, _ = score(a.profile, a.out, a.n_scored, a.scored_split)
     return 0 if r.returncode == 1 and len(written) == 3 * len(stems) and scored_rc == 0 else 1
 
 

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from uvhmr.body.model import load_body_model
 from uvhmr.cache.dmp import dmp_rows
 from uvhmr.cache.ik import first_seed_model, ik_rows
-from uvhmr.models.dmp import load_dmp
+from uvhmr.models.dmp import load_dmp, pixel_grid, predicted_iuv
 from uvhmr.models.ik import load_ik
 from uvhmr.models.uvi import infer, input_channels, load_uvi, stack_inputs
 from uvhmr.uv.assets import load_uv_assets
@@ -91,7 +91,8 @@ def predict(images: torch.Tensor, models: Models) -> tuple[torch.Tensor, torch.T
     -> (joints (B, 14, 3) LSP-14, vertices (B, V, 3), camera (B, 3) weak perspective (s, tx, ty));
     joints and vertices in metres, camera frame (x right, y down), mid-hip-relative; the camera
     maps them to normalised image coordinates 2 x / S - 1 = s (X_xy + t), fitted to DMP's body
-    pixels (`dense_camera`; UVI's where too few). One forward pass for the whole batch (split large batches yourself); results on `models.device`."""
+    pixels (`dense_camera`; UVI's where too few). One forward pass for the whole batch (split
+    large batches yourself); results on `models.device`."""
     if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
         raise ValueError(f"predict: images must be (B, 3, S, S), got {tuple(images.shape)}")
     m = models
@@ -119,13 +120,11 @@ def dense_camera(dense: dict, joints: torch.Tensor, fallback: torch.Tensor) -> t
     (surface minus joint, metres) there gives. Images with fewer than MIN_BODY_PIXELS body pixels
     keep `fallback` (UVI's camera)."""
     b, _, h, w = dense["mask"].shape
-    body = (torch.sigmoid(dense["mask"].float()) > 0.5).flatten(1).float()               # (B, h*w)
+    body = predicted_iuv(dense)[:, 0].flatten(1).float()                                  # (B, h*w)
     part = dense["parts"].argmax(1).flatten(1)                                            # (B, h*w)
     points = torch.gather(joints.float(), 1, part[..., None].expand(-1, -1, 3))
     points = (points + dense["md"].float().flatten(2).transpose(1, 2))[..., :2]           # (B, h*w, 2)
-    ys, xs = torch.meshgrid((torch.arange(h, device=body.device) + 0.5) * 2 / h - 1,
-                            (torch.arange(w, device=body.device) + 0.5) * 2 / w - 1, indexing="ij")
-    pixels = torch.stack([xs, ys], -1).reshape(1, -1, 2).expand(b, -1, -1)               # normalised
+    pixels = pixel_grid(h, w, body.device).flatten(1).T[None].expand(b, -1, -1)          # (B, h*w, 2)
     return fit_weak_perspective(points, pixels, body, fallback, min_weight=MIN_BODY_PIXELS)
 
 
@@ -138,8 +137,8 @@ def fit_weak_perspective(points: torch.Tensor, pixels: torch.Tensor, weights: to
     less. Rows whose weights sum below `min_weight`, or whose scale comes out non-positive, get
     their `fallback` (B, 3) row."""
     eps = 1e-9
-    w = weights.float()
-    on = weights > 0
+    weights = weights.float()
+    w, on = weights, weights > 0
     for _ in range(iters):
         total = w.sum(1, keepdim=True).clamp(min=eps)                                      # (B, 1)
         mp = (w[..., None] * points).sum(1) / total                                       # (B, 2)
@@ -149,7 +148,7 @@ def fit_weak_perspective(points: torch.Tensor, pixels: torch.Tensor, weights: to
         shift = mq - s[:, None] * mp                                                      # s t
         r = (s[:, None, None] * points + shift[:, None] - pixels).norm(dim=-1)            # (B, N)
         delta = 1.5 * r.masked_fill(~on, float("nan")).nanmedian(1).values.nan_to_num(1.0).clamp(min=1e-3)
-        w = weights.float() * torch.where(r <= delta[:, None], torch.ones_like(r), delta[:, None] / r.clamp(min=eps))
+        w = weights * torch.where(r <= delta[:, None], torch.ones_like(r), delta[:, None] / r.clamp(min=eps))
     cam = torch.cat([s[:, None], shift / s[:, None].clamp(min=eps)], 1)
-    ok = (weights.float().sum(1) >= min_weight) & (s > 0)
+    ok = (weights.sum(1) >= min_weight) & (s > 0)
     return torch.where(ok[:, None], cam, fallback.to(cam.dtype))
